@@ -1,0 +1,22 @@
+# The study as a DAG of files: data → runs → tables → figures → report.
+# Every computation lives in the `study` package; these rules only wire files together.
+# Usage: snakemake --cores 2 [--config scale=smoke]   (see README.md)
+
+
+configfile: "conf/workflow.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+report: "paper/workflow.rst"
+
+
+rule all:
+    input:
+        f"{PAPER}/report.html",
+        f"{PAPER}/report.md",
+    default_target: True

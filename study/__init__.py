@@ -1,0 +1,1 @@
+"""A reproducible study of how neural networks are trained."""

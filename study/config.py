@@ -1,0 +1,249 @@
+"""Compose and validate one run's configuration.
+
+Hydra composes the config (``conf/``); this module checks every value the study reads, so a typo or
+an impossible value stops the study at plan time with one line that names the key and the fix,
+instead of failing (or worse, silently training something else) hours later. The same check runs
+again at the start of every training job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+SCALES = ("smoke", "default", "full")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the key and how to fix it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Composition
+# ---------------------------------------------------------------------------------------------
+
+
+def check_override_syntax(override: str) -> None:
+    """Ablations may only set keys the study reads: adding (+) or deleting (~) keys is refused."""
+    if not isinstance(override, str) or "=" not in override:
+        raise ConfigError(f"override {override!r} is not of the form key=value")
+    if override.startswith(("+", "~")):
+        raise ConfigError(
+            f"override {override!r} adds or deletes a key; set an existing key (key=value) instead"
+        )
+
+
+GROUPS = ("data", "model", "optim", "schedule", "scale")
+
+
+def _hydra_compose(group_choices: tuple[str, ...], conf_dir: Path) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(group_choices))
+
+
+_BASES: dict[tuple, DictConfig] = {}
+_MISSING = object()
+
+
+def options_of(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def unknown_key_message(cfg: DictConfig, key: str) -> str:
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    known = list(parent.keys()) if isinstance(parent, DictConfig) else []
+    close = difflib.get_close_matches(leaf, known, n=1)
+    hint = (
+        f"did you mean {parent_key + '.' if parent_key else ''}{close[0]}?"
+        if close
+        else (
+            f"known keys there: {', '.join(map(str, known))}" if known else "check conf/config.yaml"
+        )
+    )
+    return f"{key}: no such config key; {hint}"
+
+
+def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
+    """The composed run config for ``overrides``, as ``python -m study.train`` would see it.
+
+    Planning composes every variant of every ablation, so Hydra's full composition (about 0.1 s)
+    runs once per distinct choice of config groups; value overrides are then applied to a copy
+    with OmegaConf in struct mode, which refuses unknown keys just as Hydra does.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    for override in overrides:
+        check_override_syntax(override)
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        groups = tuple(o.input_line for o in parsed if o.key_or_group in GROUPS)
+        for o in parsed:
+            if o.key_or_group in GROUPS:
+                options = options_of(o.key_or_group, conf_dir)
+                if o.value() not in options:
+                    raise ConfigError(
+                        f"{o.input_line}: no such {o.key_or_group} option; "
+                        f"use one of {', '.join(options)}"
+                    )
+        key = (str(conf_dir), groups)
+        if key not in _BASES:
+            _BASES[key] = _hydra_compose(groups, conf_dir)
+        cfg = _BASES[key].copy()
+        for o in parsed:
+            if o.key_or_group in GROUPS:
+                continue
+            if o.key_or_group.split(".")[0] == "hydra":
+                raise ConfigError(f"override {o.input_line!r} changes Hydra itself; remove it")
+            if OmegaConf.select(cfg, o.key_or_group, default=_MISSING) is _MISSING:
+                raise ConfigError(unknown_key_message(cfg, o.key_or_group))
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+        return cfg
+    except OverrideParseException as err:
+        bad = ", ".join(repr(o) for o in overrides)
+        raise ConfigError(f"override {bad} does not parse: {str(err).splitlines()[0]}") from None
+    except (HydraException, OmegaConfBaseException) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(first) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def int_at_least(low: int) -> Callable:
+    return lambda v: _is_int(v) and v >= low, f"an integer >= {low}"
+
+
+def optional_int_at_least(low: int) -> Callable:
+    return lambda v: v is None or (_is_int(v) and v >= low), f"null or an integer >= {low}"
+
+
+def real_in(low: float, high: float, high_open: bool = True) -> tuple:
+    bracket = ")" if high_open else "]"
+    if high_open:
+        return lambda v: _is_real(v) and low <= v < high, f"a number in [{low}, {high}{bracket}"
+    return lambda v: _is_real(v) and low <= v <= high, f"a number in [{low}, {high}{bracket}"
+
+
+def real_at_least(low: float) -> tuple:
+    return lambda v: _is_real(v) and v >= low, f"a finite number >= {low}"
+
+
+def real_above(low: float) -> tuple:
+    return lambda v: _is_real(v) and v > low, f"a finite number > {low}"
+
+
+def one_of(*options) -> tuple:
+    return lambda v: v in options, "one of " + ", ".join(map(str, options))
+
+
+BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
+
+RULES: dict[str, tuple] = {
+    "seed": int_at_least(0),
+    "device": one_of("auto", "cpu", "cuda"),
+    "threads": int_at_least(1),
+    "data.n_train": optional_int_at_least(10),
+    "data.n_val": int_at_least(10),
+    "data.n_test": optional_int_at_least(10),
+    "data.split_seed": int_at_least(0),
+    "model.width": int_at_least(1),
+    "model.blocks": int_at_least(0),
+    "model.groups": int_at_least(1),
+    "model.dropout": real_in(0.0, 1.0),
+    "model.dropconnect": real_in(0.0, 1.0),
+    "model.stochastic_depth": real_in(0.0, 1.0),
+    "model.renorm.r_max": real_at_least(1.0),
+    "model.renorm.d_max": real_at_least(0.0),
+    "model.renorm.warmup": real_in(0.0, 1.0, high_open=False),
+    "model.renorm.relax_end": real_in(0.0, 1.0, high_open=False),
+    "model.renorm.momentum": real_in(0.0, 1.0, high_open=False),
+    "train.epochs": int_at_least(1),
+    "train.max_epochs": optional_int_at_least(1),
+    "train.batch_size": int_at_least(2),
+    "train.batches": one_of("iid", "non_iid"),
+    "train.classes_per_batch": int_at_least(1),
+    "train.eval_batch_size": int_at_least(1),
+    "train.eval_train_max": int_at_least(1),
+    "train.early_stopping": BOOLEAN,
+    "train.patience": int_at_least(1),
+    "train.diverge_factor": real_above(1.0),
+    "train.checkpoint": BOOLEAN,
+    "regularization.l1": real_at_least(0.0),
+    "regularization.l2": real_at_least(0.0),
+    "augment.shift": int_at_least(0),
+    "augment.flip": BOOLEAN,
+    "augment.cutout": int_at_least(0),
+}
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first invalid key, what it must be, and the value it has."""
+    from study.data import DATASETS
+    from study.layers import NORMS
+    from study.models import MODELS
+    from study.optim import validate_optim
+    from study.schedules import validate_schedule
+
+    choices = {
+        "data.name": DATASETS,
+        "model.name": tuple(MODELS),
+        "model.norm": tuple(NORMS),
+    }
+    for key, options in choices.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in options:
+            raise ConfigError(f"{key}={value!r} is unknown; use one of {', '.join(options)}")
+    for key, (check, wanted) in RULES.items():
+        value = OmegaConf.select(cfg, key, default="<missing>")
+        if value == "<missing>":
+            raise ConfigError(f"{key} is missing from the config; restore it in conf/")
+        if not check(value):
+            raise ConfigError(f"{key}={value!r} is invalid; it must be {wanted}")
+    renorm = cfg.model.renorm
+    if renorm.warmup > renorm.relax_end:
+        raise ConfigError(
+            f"model.renorm.warmup={renorm.warmup} is after model.renorm.relax_end="
+            f"{renorm.relax_end}; the relaxation must end after the warm-up"
+        )
+    if cfg.train.batches == "non_iid" and cfg.train.batch_size % cfg.train.classes_per_batch:
+        raise ConfigError(
+            f"train.batch_size={cfg.train.batch_size} is not a multiple of "
+            f"train.classes_per_batch={cfg.train.classes_per_batch}; make it one"
+        )
+    for key, check in (("optim", validate_optim), ("schedule", validate_schedule)):
+        try:
+            check(cfg[key])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(str(err).strip().splitlines()[0]) from None
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short content hash of what determines the run's numbers (not where it writes)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("run", None)
+    resolved.pop("hydra", None)
+    blob = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,169 @@
+"""The two networks of the study, built from ``cfg.model`` (conf/model/*.yaml).
+
+- ``resmlp``: a residual MLP for 28×28 images on CPU.
+- ``resnet``: a small pre-activation ResNet for GPU runs.
+
+Both use pre-activation residual blocks (He et al. 2016, "Identity Mappings in Deep Residual
+Networks"): the branch is norm → ReLU → layer → norm → ReLU → dropout → layer and the sum is not
+followed by a nonlinearity, so each regularizer and normalization sits at the same place in both
+models. In a branch, dropout sits between the two layers as in Wide ResNets (Zagoruyko & Komodakis
+2016), DropConnect replaces the branch's layers, and stochastic depth drops the whole branch with
+the linearly decaying rates of Huang et al. 2016 counted over all blocks of the network.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from study.layers import (
+    DropConnectConv2d,
+    DropConnectLinear,
+    ResidualBlock,
+    make_norm,
+    stochastic_depth_rates,
+)
+
+
+def _norm_options(cfg) -> dict:
+    """The config's options for its norm: groups for groupnorm, the renorm block for batchrenorm
+    (BatchNorm keeps torch's momentum 0.1; the renorm momentum is Batch Renorm's own)."""
+    name = cfg["norm"]
+    if name == "groupnorm":
+        return {"groups": int(cfg["groups"])}
+    if name == "batchrenorm":
+        renorm = cfg["renorm"]
+        return {key: renorm[key] for key in renorm}
+    return {}
+
+
+class ResMLP(nn.Module):
+    """flatten → Linear(in, width) → ``blocks`` pre-activation residual blocks → norm → ReLU →
+    Linear(width, n_classes)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        n_classes: int,
+        width: int,
+        blocks: int,
+        norm: str,
+        norm_options: dict,
+        dropout: float,
+        dropconnect: float,
+        stochastic_depth: float,
+    ):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width))
+        rates = stochastic_depth_rates(stochastic_depth, blocks)
+        self.blocks = nn.Sequential(
+            *(
+                ResidualBlock(
+                    nn.Sequential(
+                        make_norm(norm, width, 1, **norm_options),
+                        nn.ReLU(),
+                        DropConnectLinear(width, width, p=dropconnect),
+                        make_norm(norm, width, 1, **norm_options),
+                        nn.ReLU(),
+                        nn.Dropout(dropout),
+                        DropConnectLinear(width, width, p=dropconnect),
+                    ),
+                    drop_prob=rate,
+                )
+                for rate in rates
+            )
+        )
+        self.head = nn.Sequential(
+            make_norm(norm, width, 1, **norm_options), nn.ReLU(), nn.Linear(width, n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
+def _conv3x3(cin: int, cout: int, stride: int, bias: bool, dropconnect: float) -> nn.Conv2d:
+    return DropConnectConv2d(cin, cout, 3, stride=stride, padding=1, bias=bias, p=dropconnect)
+
+
+class ResNet(nn.Module):
+    """Pre-activation ResNet (He et al. 2016) for small images: a 3×3 stem convolution, three
+    stages of ``blocks`` basic blocks with width, 2·width and 4·width channels (stride 2 at the
+    start of the second and third), then norm → ReLU → global average pool → Linear."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        width: int,
+        blocks: int,
+        norm: str,
+        norm_options: dict,
+        dropout: float,
+        dropconnect: float,
+        stochastic_depth: float,
+    ):
+        super().__init__()
+        # A bias right before a normalization that subtracts a mean is redundant.
+        bias = norm == "none"
+        self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=bias)
+        rates = iter(stochastic_depth_rates(stochastic_depth, 3 * blocks))
+        layers = []
+        cin = width
+        for stage in range(3):
+            cout = width * 2**stage
+            for index in range(blocks):
+                stride = 2 if stage > 0 and index == 0 else 1
+                branch = nn.Sequential(
+                    make_norm(norm, cin, 2, **norm_options),
+                    nn.ReLU(),
+                    _conv3x3(cin, cout, stride, bias, dropconnect),
+                    make_norm(norm, cout, 2, **norm_options),
+                    nn.ReLU(),
+                    nn.Dropout(dropout),
+                    _conv3x3(cout, cout, 1, bias, dropconnect),
+                )
+                shortcut = None
+                if stride != 1 or cin != cout:
+                    # Projection shortcut where the shape changes (He et al. 2016 CVPR, option B).
+                    shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+                layers.append(ResidualBlock(branch, shortcut, drop_prob=next(rates)))
+                cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.head_norm = make_norm(norm, cin, 2, **norm_options)
+        self.fc = nn.Linear(cin, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(x))
+        x = torch.relu(self.head_norm(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+MODELS = {"resmlp": ResMLP, "resnet": ResNet}
+
+
+def build_model(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Build ``cfg_model.name`` for normalized float inputs of shape (N, *in_shape).
+
+    ``cfg_model`` is the ``model`` group of the run config (a DictConfig or any mapping) with the
+    keys of conf/model/resmlp.yaml; ``renorm`` is read only when ``norm`` is batchrenorm.
+    """
+    name = cfg_model["name"]
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    channels, height, width = (int(v) for v in in_shape)
+    common = dict(
+        n_classes=int(n_classes),
+        width=int(cfg_model["width"]),
+        blocks=int(cfg_model["blocks"]),
+        norm=cfg_model["norm"],
+        norm_options=_norm_options(cfg_model),
+        dropout=float(cfg_model["dropout"]),
+        dropconnect=float(cfg_model["dropconnect"]),
+        stochastic_depth=float(cfg_model["stochastic_depth"]),
+    )
+    if name == "resmlp":
+        return ResMLP(in_features=channels * height * width, **common)
+    return ResNet(in_channels=channels, **common)
+
+
+__all__ = ["MODELS", "ResMLP", "ResNet", "build_model"]

@@ -1,0 +1,505 @@
+"""Test-time distribution shift on saved models: corruptions, drift, class-prior shift, AdaBN.
+
+The study's question: BatchNorm stores population statistics at training time; when the input
+distribution drifts those statistics go stale. Batch Renormalization (Ioffe 2017) was designed for
+small and non-i.i.d. minibatches at *training* time; whether it also helps under *test-time*
+shift is what this module measures, against the practitioner's fix, AdaBN (Li et al. 2016):
+re-estimate the normalization statistics on unlabeled data from the shifted distribution.
+
+Everything here is evaluation only (no retraining) and deterministic: shifted test sets come from
+a fixed seed in the shift settings, not the run's seed, so every model is scored on identical
+inputs and comparisons between variants and seeds are paired.
+
+CLI: ``python -m study.shift --run <run_dir> --data <cache.pt> [--threads 1]`` writes
+``<run_dir>/shift.csv`` with the columns in :data:`COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import math
+import os
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+COLUMNS = ("shift", "severity", "adapted", "slice", "accuracy", "loss", "param", "n", "n_norm")
+DEFAULT_SETTINGS = Path(__file__).resolve().parents[1] / "conf" / "shift.yaml"
+
+# ------------------------------------------------------------------------------
+# Corruptions (Hendrycks & Dietterich 2019, "Benchmarking Neural Network Robustness to Common
+# Corruptions and Perturbations"), adapted to 28x28 grayscale and 32x32 RGB.
+#
+# Each table lists the corruption's parameter at severities 0..5; severity 0 is the identity, so a
+# fractional severity (used by the drift stream) interpolates linearly between neighbouring entries.
+# CIFAR-10-C's tables were tuned for natural 32x32 colour photos. On 28x28 grayscale clothing a
+# small classifier barely notices CIFAR-10-C's noise and blur (a residual MLP trained on 10k
+# Fashion-MNIST images kept 97% or more of its clean accuracy at their severity 5), so those two follow
+# ImageNet-C's range instead; the aim is a severity 5 that is clearly harmful yet well above chance.
+# ------------------------------------------------------------------------------
+CORRUPTIONS: dict[str, tuple[float, ...]] = {
+    # std of additive i.i.d. Gaussian noise, in units of the [0, 1] pixel range.
+    # CIFAR-10-C: .04 .06 .08 .09 .10; ImageNet-C: .08 .12 .18 .26 .38 (used).
+    "gaussian_noise": (0.0, 0.08, 0.12, 0.18, 0.26, 0.38),
+    # Offset added to every pixel before clipping. CIFAR-10-C adds it to HSV value; for one channel
+    # that is the same thing, for RGB an equal offset per channel likewise keeps the hue.
+    # CIFAR-10-C: .05 .1 .15 .2 .3 (used).
+    "brightness": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3),
+    # Factor c in (x - mean_image) * c + mean_image, mean over each image's pixels and channels.
+    # CIFAR-10-C: .75 .5 .4 .3 .15 (used).
+    "contrast": (1.0, 0.75, 0.5, 0.4, 0.3, 0.15),
+    # Gaussian blur sigma in pixels. CIFAR-10-C (32 px): .4 .6 .7 .8 1.0; ImageNet-C (224 px):
+    # 1 2 3 4 6. Here half-pixel steps: at 28 px, sigma 2.5 leaves only the garment's silhouette.
+    "blur": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5),
+    # Side in pixels of the square blocks an image is averaged over (area downsampling, then
+    # nearest upsampling). CIFAR-10-C resizes by a fraction (.95 .9 .85 .75 .65) with box filters
+    # both ways; at 28 px a fractional grid misaligns the blocks with the content, which made some
+    # milder levels harder than stronger ones, so the blocks here are whole pixels anchored at the
+    # top-left corner (the last row and column of blocks may be narrower).
+    "pixelate": (1, 2, 3, 4, 5, 6),
+}
+MAX_SEVERITY = 5
+
+
+def corruption_param(name: str, severity: float) -> float:
+    """The corruption's parameter at a (possibly fractional) severity in [0, 5]."""
+    if name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+    if not 0 <= severity <= MAX_SEVERITY:
+        raise ValueError(f"severity must be in [0, {MAX_SEVERITY}], got {severity}")
+    table = CORRUPTIONS[name]
+    lo = min(int(math.floor(severity)), MAX_SEVERITY - 1)
+    frac = severity - lo
+    return table[lo] + frac * (table[lo + 1] - table[lo])
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.float32) / 255.0
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    # Separable depthwise convolution; reflect padding so borders are not darkened by zeros.
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _pixelate(x: torch.Tensor, block: int) -> torch.Tensor:
+    # Sum-pool over zero-padded blocks divided by the number of real pixels in each block, so the
+    # partial blocks at the border are plain averages too.
+    if block <= 1:
+        return x
+    h, w = x.shape[-2:]
+    pad = (0, (-w) % block, 0, (-h) % block)
+    ones = F.pad(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device), pad)
+    avg = F.avg_pool2d(F.pad(x, pad), block) / F.avg_pool2d(ones, block)
+    return avg.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)[..., :h, :w]
+
+
+def corrupt(
+    x: torch.Tensor, name: str, severity: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Corrupt a uint8 N×C×H×W batch at a severity in [0, 5]; returns a new uint8 tensor.
+
+    Severity 0 is the identity. Only ``gaussian_noise`` is random; it draws from ``generator``
+    (a CPU ``torch.Generator``), so the same seed gives the same bytes.
+    """
+    if x.dtype != torch.uint8 or x.dim() != 4:
+        raise ValueError(f"expected a uint8 N×C×H×W tensor, got {x.dtype} {tuple(x.shape)}")
+    p = corruption_param(name, severity)
+    if severity == 0:
+        return x.clone()
+    xf = _to_float(x)
+    if name == "gaussian_noise":
+        if generator is None:
+            raise ValueError("gaussian_noise needs a seeded torch.Generator for reproducibility")
+        noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
+        xf = xf + p * noise.to(x.device)
+    elif name == "brightness":
+        xf = xf + p
+    elif name == "contrast":
+        mean = xf.mean(dim=(1, 2, 3), keepdim=True)
+        xf = (xf - mean) * p + mean
+    elif name == "blur":
+        xf = _gaussian_blur(xf, p)
+    elif name == "pixelate":
+        xf = _pixelate(xf, round(p))
+    return _to_uint8(xf)
+
+
+def _generator(seed: int, *key: object) -> torch.Generator:
+    # A stable stream per (seed, key): crc32 of the key, not Python's salted hash().
+    salt = zlib.crc32(":".join(map(str, key)).encode())
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + salt) % (2**63))
+
+
+# ------------------------------------------------------------------------------
+# Gradual drift: the "model served for two years" scenario. The test set, in a fixed random order,
+# is cut into T consecutive time slices; slice t is corrupted at severity max_severity * t / (T -
+# 1), so the first slice is the clean deployment-day data and the last is as hard as the per-
+# corruption severity-max sets. Each image gets one corruption of the mix (balanced, seeded
+# assignment), so a slice mixes several kinds of decay at the same strength, as a fleet of ageing
+# sensors would.
+# ------------------------------------------------------------------------------
+def drift_slices(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    slices: int,
+    max_severity: float,
+    mix: Sequence[str],
+    seed: int,
+) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
+    """Split (x, y) into ``slices`` time slices of growing severity: [(severity, x_t, y_t), ...]."""
+    if slices < 2:
+        raise ValueError(f"drift needs at least 2 slices, got {slices}")
+    if not mix:
+        raise ValueError("drift needs at least one corruption in its mix")
+    order = torch.randperm(len(x), generator=_generator(seed, "drift", "order"))
+    out = []
+    for t, idx in enumerate(torch.tensor_split(order, slices)):
+        severity = max_severity * t / (slices - 1)
+        xt, yt = x[idx].clone(), y[idx]
+        # Balanced assignment: a random permutation of the slice, dealt round-robin to the mix.
+        kinds = torch.randperm(len(idx), generator=_generator(seed, "drift", "kind", t)) % len(mix)
+        for k, name in enumerate(mix):
+            sel = kinds == k
+            if sel.any() and severity > 0:
+                xt[sel] = corrupt(xt[sel], name, severity, _generator(seed, "drift", name, t))
+        out.append((severity, xt, yt))
+    return out
+
+
+# ------------------------------------------------------------------------------
+# Class-prior (label) shift: p(y) changes, p(x | y) does not. Class k, in a seeded random order,
+# keeps a fraction ratio ** (-rank / (K - 1)) of its test images: the power-law ("exponential
+# profile") long-tailed subsets of Cui et al. 2019, where ratio = largest / smallest class count. BN
+# statistics estimated on such a subset are dominated by the frequent classes, which is where AdaBN
+# can hurt.
+# ------------------------------------------------------------------------------
+def prior_proportions(n_classes: int, ratio: float, seed: int) -> torch.Tensor:
+    """Target share of each class (sums to 1) for an imbalance ratio >= 1."""
+    if ratio < 1:
+        raise ValueError(f"imbalance ratio must be >= 1, got {ratio}")
+    rank = torch.empty(n_classes, dtype=torch.float64)
+    rank[torch.randperm(n_classes, generator=_generator(seed, "prior", "order"))] = torch.arange(
+        n_classes, dtype=torch.float64
+    )
+    w = float(ratio) ** (-rank / max(1, n_classes - 1))
+    return w / w.sum()
+
+
+def prior_shift_indices(y: torch.Tensor, n_classes: int, ratio: float, seed: int) -> torch.Tensor:
+    """Indices of a class-skewed subset of ``y``: class k keeps ratio ** (-rank_k / (K-1)) of the
+    smallest class size (at least one image), chosen at random with a fixed seed."""
+    share = prior_proportions(n_classes, ratio, seed)
+    counts = torch.bincount(y, minlength=n_classes)
+    n_max = int(counts[counts > 0].min())  # every class can supply its quota
+    quota = (share / share.max() * n_max).floor().clamp(min=1).long()
+    perm = torch.randperm(len(y), generator=_generator(seed, "prior", "pick"))
+    y_perm = y[perm]
+    picked = [perm[y_perm == k][: int(quota[k])] for k in range(n_classes)]
+    return torch.cat(picked).sort().values
+
+
+# ------------------------------------------------------------------------------
+# AdaBN (Li et al. 2016, "Revisiting Batch Normalization For Practical Domain Adaptation").
+# ------------------------------------------------------------------------------
+def norm_modules(model: nn.Module) -> list[nn.Module]:
+    """Modules with running statistics: nn.BatchNorm*, and anything exposing the same interface
+    (the study's BatchRenorm). Modules created with track_running_stats=False have none."""
+    found = []
+    for m in model.modules():
+        is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)
+        has_api = all(hasattr(m, a) for a in ("running_mean", "running_var", "reset_running_stats"))
+        if (is_bn or has_api) and getattr(m, "running_mean", None) is not None:
+            found.append(m)
+    return found
+
+
+class _Moments:
+    """Exact per-channel mean and variance over many batches (Chan et al. parallel update)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() < 2 or x.shape[1] != channels:
+            raise ValueError(
+                f"normalization layer with {channels} channels got input {tuple(x.shape)}; "
+                "AdaBN expects channels in dimension 1"
+            )
+        dims = [0, *range(2, x.dim())]
+        xd = x.detach().to(torch.float64)
+        nb = xd.numel() // channels
+        mean_b = xd.mean(dim=dims)
+        m2_b = ((xd - mean_b.view(1, -1, *[1] * (x.dim() - 2))) ** 2).sum(dim=dims)
+        if self.mean is None:
+            self.n, self.mean, self.m2 = nb, mean_b, m2_b
+        else:
+            n = self.n + nb
+            delta = mean_b - self.mean
+            self.mean = self.mean + delta * nb / n
+            self.m2 = self.m2 + m2_b + delta**2 * self.n * nb / n
+            self.n = n
+        return mean_b, m2_b / nb  # this batch's mean and biased variance
+
+    def unbiased_var(self) -> torch.Tensor:
+        assert self.m2 is not None
+        return self.m2 / max(1, self.n - 1)
+
+
+@torch.no_grad()
+def adapt_norm_statistics(model: nn.Module, x_float_batches: Iterable[torch.Tensor]) -> int:
+    """Re-estimate every normalization layer's running statistics on unlabeled batches (AdaBN).
+
+    Afterwards each layer's running_mean/running_var are the mean and (unbiased) variance of its
+    input over all batches, where every earlier layer already normalized with the new data's
+    statistics, as in Li et al. 2016. Returns the number of layers adapted; 0 means the model has
+    no running statistics and is left unchanged.
+
+    How: the whole model stays in eval mode, so dropout, DropConnect and stochastic depth are off
+    and the pass is deterministic. A pre-forward hook on each normalization layer computes the
+    current batch's statistics and writes them into the layer's running buffers just before its own
+    eval-mode forward, which therefore normalizes with batch statistics exactly as a BatchNorm in
+    training mode would; the hook also accumulates exact totals over all batches. This never calls
+    a layer's training-mode forward, which matters for Batch Renormalization: after a reset, its
+    training forward applies the r/d correction against mean 0, variance 1 and would pass the
+    un-normalized input on to deeper layers. momentum is untouched: totals are kept here, not by
+    each layer's moving average.
+    """
+    modules = norm_modules(model)
+    if not modules:
+        return 0
+    flags = {m: m.training for m in model.modules()}
+    moments = {m: _Moments() for m in modules}
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        mean_b, var_b = moments[module].add(args[0], module.running_mean.numel())
+        module.running_mean.copy_(mean_b)
+        module.running_var.copy_(var_b)
+
+    for m in modules:
+        m.reset_running_stats()
+    handles = [m.register_forward_pre_hook(hook) for m in modules]
+    model.eval()
+    try:
+        n_batches = 0
+        for xb in x_float_batches:
+            model(xb)
+            n_batches += 1
+        if n_batches == 0:
+            raise ValueError("AdaBN needs at least one batch of unlabeled data")
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in flags.items():
+            m.train(training)
+    for m in modules:
+        m.running_mean.copy_(moments[m].mean)
+        m.running_var.copy_(moments[m].unbiased_var())
+        if getattr(m, "num_batches_tracked", None) is not None:
+            m.num_batches_tracked.fill_(n_batches)
+    return len(modules)
+
+
+# ------------------------------------------------------------------------------
+# Evaluation of one saved run.
+# ------------------------------------------------------------------------------
+class ShiftError(Exception):
+    """Bad input (missing file, unusable settings); the message is one line naming the fix."""
+
+
+def load_settings(path: str | Path | None = None):
+    """Shift settings (conf/shift.yaml by default) as an OmegaConf DictConfig, checked."""
+    from omegaconf import OmegaConf
+
+    path = Path(path) if path is not None else DEFAULT_SETTINGS
+    if not path.is_file():
+        raise ShiftError(f"{path}: shift settings not found; pass --settings conf/shift.yaml")
+    s = OmegaConf.load(path)
+    for name in [*s.corruptions, *s.drift.mix]:
+        if name not in CORRUPTIONS:
+            raise ShiftError(
+                f"{path}: unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}"
+            )
+    if any(not 1 <= sev <= MAX_SEVERITY for sev in s.severities):
+        raise ShiftError(f"{path}: severities must be in 1..{MAX_SEVERITY}")
+    if any(r < 1 for r in s.prior.ratios):
+        raise ShiftError(f"{path}: prior.ratios must be >= 1 (largest / smallest class)")
+    return s
+
+
+def _interfaces():
+    # Imported here so the corruption and AdaBN functions work without the data and model modules.
+    from study.data import load_splits, normalize
+    from study.models import build_model
+
+    return build_model, load_splits, normalize
+
+
+def _device(name: str) -> torch.device:
+    # Shift evaluation is cheap: a run trained on a GPU may be scored on a CPU node, so "cuda"
+    # without a GPU falls back to the CPU instead of failing.
+    if name in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def evaluate_run(
+    run_dir: str | Path, cache_path: str | Path, settings, threads: int | None = None
+) -> list[dict]:
+    """Score a saved run under every shift in ``settings``, as trained and with AdaBN.
+
+    Returns rows with :data:`COLUMNS`: ``shift`` (clean, a corruption name, drift, prior),
+    ``severity`` (0 for clean; 1..5 for corruptions; the slice's fractional severity for drift; the
+    skew level 1.. for prior), ``adapted`` (AdaBN on the same unlabeled inputs), ``slice`` (drift
+    time slice, -1 otherwise), ``accuracy``, ``loss`` (mean cross-entropy), ``param`` (the
+    corruption's parameter or the prior's imbalance ratio), ``n`` (images), ``n_norm`` (layers whose
+    statistics AdaBN re-estimated; 0 means adapted rows equal the unadapted ones).
+    """
+    from omegaconf import OmegaConf
+
+    run_dir, cache_path = Path(run_dir), Path(cache_path)
+    cfg_path, model_path = run_dir / "config.yaml", run_dir / "model.pt"
+    if not cfg_path.is_file():
+        raise ShiftError(
+            f"{cfg_path}: run config not found; pass --run a run folder written by study.train"
+        )
+    if not model_path.is_file():
+        raise ShiftError(
+            f"{model_path}: saved model not found; train the run first (study.train writes it)"
+        )
+    if not cache_path.is_file():
+        raise ShiftError(f"{cache_path}: data cache not found; build it with the prepare step")
+    cfg = OmegaConf.load(cfg_path)
+    torch.set_num_threads(int(threads if threads is not None else cfg.get("threads", 1) or 1))
+    device = _device(str(cfg.get("device", "cpu")))
+
+    build_model, load_splits, normalize = _interfaces()
+    splits = load_splits(cfg.data, cache_path)
+    x, y = splits.test_x, splits.test_y
+    n_classes = len(splits.classes)
+    model = build_model(cfg.model, tuple(x.shape[1:]), n_classes)
+    try:
+        state = torch.load(model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as e:  # a truncated file or a model.pt from another config
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ShiftError(
+            f"{model_path}: cannot load into the model of {cfg_path} ({first}); retrain the run"
+        ) from e
+    model.to(device).eval()
+    trained = copy.deepcopy(model.state_dict())
+    n_norm = len(norm_modules(model))
+    bs = int(settings.batch_size)
+    mean, std = splits.mean, splits.std
+
+    def batches(xu: torch.Tensor):
+        for i in range(0, len(xu), bs):
+            yield normalize(xu[i : i + bs], mean, std).to(device, non_blocking=True)
+
+    def score(xu: torch.Tensor, yu: torch.Tensor) -> tuple[float, float]:
+        correct, loss = 0, 0.0
+        with torch.inference_mode():
+            for xb, yb in zip(batches(xu), torch.split(yu.to(device), bs), strict=True):
+                logits = model(xb)
+                loss += F.cross_entropy(logits, yb, reduction="sum").item()
+                correct += int((logits.argmax(1) == yb).sum())
+        return correct / len(yu), loss / len(yu)
+
+    rows: list[dict] = []
+
+    def add(shift: str, severity, param, xu, yu, slice_: int = -1) -> None:
+        base = {"shift": shift, "severity": severity, "slice": slice_, "param": param}
+        base |= {"n": len(yu), "n_norm": n_norm}
+        acc, loss = score(xu, yu)
+        rows.append(base | {"adapted": False, "accuracy": acc, "loss": loss})
+        if n_norm:
+            adapt_norm_statistics(model, batches(xu))
+            acc, loss = score(xu, yu)
+            model.load_state_dict(trained)  # the next shift adapts from the trained weights
+        rows.append(base | {"adapted": True, "accuracy": acc, "loss": loss})
+
+    seed = int(settings.seed)
+    add("clean", 0, "", x, y)
+    for name in settings.corruptions:
+        for sev in settings.severities:
+            xc = corrupt(x, name, sev, _generator(seed, name, sev))
+            add(name, sev, corruption_param(name, sev), xc, y)
+    d = settings.drift
+    stream = drift_slices(
+        x, y, slices=int(d.slices), max_severity=float(d.max_severity), mix=list(d.mix), seed=seed
+    )
+    for t, (sev, xt, yt) in enumerate(stream):
+        add("drift", round(sev, 4), "", xt, yt, slice_=t)
+    for level, ratio in enumerate(settings.prior.ratios, start=1):
+        idx = prior_shift_indices(y, n_classes, float(ratio), seed)
+        add("prior", level, ratio, x[idx], y[idx])
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    """Write rows atomically: a temp file in the same folder, then os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w.writeheader()
+            for r in rows:
+                out = dict(r)
+                for k in ("accuracy", "loss"):
+                    out[k] = f"{r[k]:.6f}"
+                w.writerow(out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m study.shift",
+        description="Evaluate a saved run under test-time distribution shift; writes shift.csv.",
+    )
+    p.add_argument("--run", required=True, help="run folder with config.yaml and model.pt")
+    p.add_argument("--data", required=True, help="data cache (.pt) written by the prepare step")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the run's)")
+    p.add_argument("--settings", default=None, help=f"shift settings (default: {DEFAULT_SETTINGS})")
+    a = p.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        settings = load_settings(a.settings)
+        rows = evaluate_run(a.run, a.data, settings, threads=a.threads)
+        out = Path(a.run) / "shift.csv"
+        write_csv(rows, out)
+    except ShiftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({len(rows)} rows) in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

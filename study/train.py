@@ -1,0 +1,537 @@
+"""One training run: ``python -m study.train run.out=<folder> seed=<k> [overrides...]``.
+
+A run is a pure function of its composed config and seed: the data split is fixed, the model's
+initialization and every random draw (batch order, augmentation, dropout masks) come from seeded
+generators, so the same config on the same machine gives the same numbers.
+
+The job imports torch and the config library only (no pandas, no plotting): start-up time is paid
+once per run, hundreds of times per study. Every output is written atomically into ``run.out``,
+``metrics.json`` last, so a killed job never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+
+from study.config import CONF_DIR, ConfigError, config_hash, validate
+
+log = logging.getLogger("study.train")
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+    "eval_seconds",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary sibling and rename, so readers see the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def finite_or_none(value):
+    """JSON has no NaN: a diverged run's missing numbers are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    def fmt(v):
+        v = finite_or_none(v)
+        return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join(fmt(row[c]) for c in HISTORY_COLUMNS) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+# ---------------------------------------------------------------------------------------------
+
+
+def iid_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """A fresh permutation each epoch, cut into full batches (a ragged last batch is dropped:
+    a BatchNorm batch of one or two images would make the comparison of norms unfair)."""
+    steps = n // batch_size
+    return torch.randperm(n, generator=generator, device=generator.device)[: steps * batch_size]
+
+
+def non_iid_order(
+    y: torch.Tensor, batch_size: int, classes_per_batch: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Batches drawn from only ``classes_per_batch`` classes each (Ioffe 2017, Sec. 4.3, used
+    16 labels × 2 images): shuffle within each class, cut the classes into equal chunks, shuffle
+    the chunks, and put ``classes_per_batch`` consecutive chunks into a batch."""
+    chunk = batch_size // classes_per_batch
+    perm = torch.randperm(len(y), generator=generator, device=generator.device)
+    by_class = perm[torch.argsort(y[perm], stable=True)]
+    counts = torch.bincount(y)
+    pieces, start = [], 0
+    for count in counts.tolist():
+        usable = count - count % chunk
+        pieces.append(by_class[start : start + usable].view(-1, chunk))
+        start += count
+    chunks = torch.cat(pieces)
+    chunks = chunks[torch.randperm(len(chunks), generator=generator, device=generator.device)]
+    usable = len(chunks) - len(chunks) % classes_per_batch
+    return chunks[:usable].reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, mean, std, batch_size: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy in eval mode (one host sync per split)."""
+    from study.data import normalize
+
+    model.eval()
+    loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for i in range(0, len(x), batch_size):
+        logits = model(normalize(x[i : i + batch_size], mean, std)).float()
+        target = y[i : i + batch_size]
+        loss += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(1) == target).sum()
+    n = max(len(x), 1)
+    return float(loss) / n, int(correct) / n
+
+
+def weight_statistics(model) -> tuple[float, float]:
+    """Fraction of weights with |w| < 1e-3 (the L1-sparsity claim) and their total L2 norm."""
+    from study.optim import weights
+
+    flat = torch.cat([w.detach().flatten().float() for w in weights(model)])
+    return float((flat.abs() < 1e-3).float().mean()), float(flat.norm())
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is visible; use device=cpu or auto")
+    return torch.device(name)
+
+
+def apply_tuned_lr(cfg: DictConfig) -> None:
+    """Take the learning rate chosen on the validation split by the ablation's tuning step."""
+    path = Path(cfg.train.lr_from)
+    try:
+        selection = json.loads(path.read_text())
+        lr = selection[cfg.run.variant]["lr"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(
+            f"train.lr_from={path}: no learning rate for variant {cfg.run.variant!r} "
+            f"({type(err).__name__}); rerun the tuning step"
+        ) from None
+    cfg.optim.lr = float(lr)
+
+
+def environment(device: torch.device) -> tuple[dict, dict]:
+    import hydra
+
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "hydra": hydra.__version__,
+    }
+    hardware = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        hardware["gpu"] = torch.cuda.get_device_name(device)
+    return versions, hardware
+
+
+class Checkpoint:
+    """Epoch checkpoint for long runs: a preempted job continues where it stopped, with every
+    random generator restored, so the resumed run gives the numbers an uninterrupted one would."""
+
+    def __init__(self, out: Path, enabled: bool, digest: str):
+        self.path = out / "checkpoint.pt"
+        self.enabled = enabled
+        self.digest = digest
+
+    def load(self):
+        if not (self.enabled and self.path.is_file()):
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("config_hash") != self.digest:
+            log.warning("ignoring %s: written by a different config", self.path)
+            return None
+        return state
+
+    def save(self, **state) -> None:
+        if self.enabled:
+            state["config_hash"] = self.digest
+            atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def train_run(cfg: DictConfig) -> dict:
+    """Train, evaluate every epoch, write the run folder; returns the metrics."""
+    from study.augment import augment_batch, is_active
+    from study.data import load_splits, normalize
+    from study.layers import set_progress
+    from study.models import build_model
+    from study.optim import build_optimizer, penalty
+    from study.schedules import lr_factor
+
+    wall_start = time.perf_counter()
+    out = Path(cfg.run.out)
+    if cfg.train.lr_from:
+        apply_tuned_lr(cfg)
+    validate(cfg)
+    (out / "metrics.json").unlink(missing_ok=True)  # a stale result must not outlive a rerun
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    digest = config_hash(cfg)
+
+    splits = load_splits(cfg.data, cfg.run.get("cache")).to(device)
+    mean, std = splits.mean, splits.std
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, splits.in_shape, splits.n_classes).to(device)
+    if device.type == "cuda" and cfg.model.name == "resnet":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optim, model)
+    n_params = sum(p.numel() for p in model.parameters())
+    n_train, batch_size = len(splits.train_y), cfg.train.batch_size
+    if n_train < batch_size:
+        raise ConfigError(
+            f"train.batch_size={batch_size} exceeds the {n_train} training images; lower it"
+        )
+    steps_per_epoch = n_train // batch_size
+    if cfg.train.batches == "non_iid":
+        steps_per_epoch = (
+            len(
+                non_iid_order(
+                    splits.train_y,
+                    batch_size,
+                    cfg.train.classes_per_batch,
+                    torch.Generator(device=device).manual_seed(0),
+                )
+            )
+            // batch_size
+        )
+    epochs = min(cfg.train.epochs, cfg.train.max_epochs or cfg.train.epochs)
+    total_steps = steps_per_epoch * epochs
+    eval_n = min(cfg.train.eval_train_max, n_train)
+    augmenting = is_active(cfg.augment)
+    l1, l2 = float(cfg.regularization.l1), float(cfg.regularization.l2)
+    penalized = l1 > 0 or l2 > 0
+    progress_aware = any(hasattr(m, "set_progress") for m in model.modules())
+    needs_closure = cfg.optim.name == "lbfgs"
+    base_lr = float(cfg.optim.lr)
+    # A loss this far above chance level (ln C) means the run has left any sensible basin.
+    diverge_at = cfg.train.diverge_factor * math.log(splits.n_classes)
+
+    checkpoint = Checkpoint(out, cfg.train.checkpoint, digest)
+    history: list[dict] = []
+    best = {"epoch": 0, "val_loss": math.inf, "state": None}
+    status, diverged_step, train_s, eval_s, start_epoch = "ok", None, 0.0, 0.0, 1
+    resumed = checkpoint.load()
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        generator.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        history, best = resumed["history"], resumed["best"]
+        train_s, eval_s = resumed["train_s"], resumed["eval_s"]
+        start_epoch = resumed["epoch"] + 1
+        log.info("resumed from %s at epoch %d", checkpoint.path, start_epoch)
+
+    log.info(
+        "%s/%s seed %d: %s (%d parameters) on %d %s images, %d epochs × %d steps, %s at lr %g",
+        cfg.run.ablation,
+        cfg.run.variant,
+        cfg.seed,
+        cfg.model.name,
+        n_params,
+        n_train,
+        cfg.data.name,
+        epochs,
+        steps_per_epoch,
+        cfg.optim.name,
+        base_lr,
+    )
+    step = (start_epoch - 1) * steps_per_epoch
+    for epoch in range(start_epoch, epochs + 1):
+        model.train()
+        if cfg.train.batches == "non_iid":
+            order = non_iid_order(
+                splits.train_y, batch_size, cfg.train.classes_per_batch, generator
+            )
+        else:
+            order = iid_order(n_train, batch_size, generator)
+        losses = torch.empty(steps_per_epoch, device=device)
+        t0 = time.perf_counter()
+        for i in range(steps_per_epoch):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            xb = splits.train_x[idx]
+            if augmenting:
+                xb = augment_batch(xb, cfg.augment, generator)
+            xb, yb = normalize(xb, mean, std), splits.train_y[idx]
+            lr = base_lr * lr_factor(step, total_steps, steps_per_epoch, cfg.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if progress_aware:
+                set_progress(model, step / total_steps)
+
+            def closure(xb=xb, yb=yb):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(xb), yb)
+                objective = loss + penalty(model, l1, l2) if penalized else loss
+                objective.backward()
+                closure.loss = loss.detach()
+                return objective
+
+            if needs_closure:
+                optimizer.step(closure)
+            else:
+                closure()
+                optimizer.step()
+            losses[i] = closure.loss
+            step += 1
+            # On the CPU a check per step is free; on a GPU it would sync, so check per 50 steps.
+            if device.type == "cpu" or i % 50 == 49 or i == steps_per_epoch - 1:
+                seen = losses[: i + 1]
+                bad = ~torch.isfinite(seen) | (seen > diverge_at)
+                if bool(bad.any()):
+                    first = int(bad.nonzero()[0])
+                    diverged_step = step - (i + 1) + first
+                    status = "diverged"
+                    break
+        epoch_s = time.perf_counter() - t0
+        train_s += epoch_s
+        if status == "diverged":
+            log.warning(
+                "diverged at step %d (epoch %d): loss %s",
+                diverged_step,
+                epoch,
+                float(losses[diverged_step - (step - (i + 1))]),
+            )
+            break
+
+        t0 = time.perf_counter()
+        train_loss, train_acc = evaluate(
+            model,
+            splits.train_x[:eval_n],
+            splits.train_y[:eval_n],
+            mean,
+            std,
+            cfg.train.eval_batch_size,
+        )
+        val_loss, val_acc = evaluate(
+            model, splits.val_x, splits.val_y, mean, std, cfg.train.eval_batch_size
+        )
+        test_loss, test_acc = evaluate(
+            model, splits.test_x, splits.test_y, mean, std, cfg.train.eval_batch_size
+        )
+        epoch_eval_s = time.perf_counter() - t0
+        eval_s += epoch_eval_s
+        row = dict(
+            epoch=epoch,
+            step=step,
+            lr=lr,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            test_loss=test_loss,
+            test_acc=test_acc,
+            seconds=epoch_s,
+            eval_seconds=epoch_eval_s,
+        )
+        history.append(row)
+        log.info(
+            "epoch %d/%d  train %.4f/%.3f  val %.4f/%.3f  test %.4f/%.3f  %.1fs (+%.1fs eval)",
+            epoch,
+            epochs,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            test_loss,
+            test_acc,
+            epoch_s,
+            epoch_eval_s,
+        )
+        if not math.isfinite(val_loss):
+            status, diverged_step = "diverged", step
+            break
+        if val_loss < best["val_loss"]:
+            best = {"epoch": epoch, "val_loss": val_loss, "state": None}
+            if cfg.train.early_stopping:
+                best["state"] = copy.deepcopy(
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                )
+        elif cfg.train.early_stopping and epoch - best["epoch"] >= cfg.train.patience:
+            status = "stopped_early"
+            log.info("early stop: no lower validation loss for %d epochs", cfg.train.patience)
+            break
+        checkpoint.save(
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            generator=generator.get_state(),
+            torch_rng=torch.get_rng_state(),
+            history=history,
+            best=best,
+            train_s=train_s,
+            eval_s=eval_s,
+            epoch=epoch,
+        )
+
+    if cfg.train.early_stopping and best["state"] is not None and status != "diverged":
+        model.load_state_dict(best["state"])  # restore the weights of the best validation epoch
+        final = history[best["epoch"] - 1]
+    else:
+        final = history[-1] if history else {}
+    epochs_run = len(history)
+    sparsity, norm = weight_statistics(model)
+    best_row = history[best["epoch"] - 1] if best["epoch"] else {}
+    nan = math.nan
+    metrics = {
+        "status": status,
+        "ablation": cfg.run.ablation,
+        "variant": cfg.run.variant,
+        "seed": cfg.seed,
+        "scale": OmegaConf.select(cfg, "run.scale", default=None),
+        **{
+            k: final.get(k, nan)
+            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+        },
+        "gap_acc": final.get("train_acc", nan) - final.get("test_acc", nan),
+        "gap_loss": final.get("test_loss", nan) - final.get("train_loss", nan),
+        "best_epoch": best["epoch"] or None,
+        "best_val_loss": best_row.get("val_loss", nan),
+        "best_val_acc": best_row.get("val_acc", nan),
+        "epochs_run": epochs_run,
+        "diverged_step": diverged_step,
+        "wall_s": time.perf_counter() - wall_start,
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "s_per_epoch": train_s / max(epochs_run, 1),
+        "images_per_s": (step - (start_epoch - 1) * steps_per_epoch) * batch_size / train_s
+        if train_s > 0
+        else nan,
+        "n_params": n_params,
+        "weight_sparsity": sparsity,
+        "weight_norm": norm,
+        "lr": base_lr,
+        "steps_per_epoch": steps_per_epoch,
+        "config_hash": digest,
+    }
+    metrics = {k: finite_or_none(v) for k, v in metrics.items()}
+    versions, hardware = environment(device)
+    metrics.update(
+        config=OmegaConf.to_container(cfg, resolve=True), versions=versions, hardware=hardware
+    )
+    write_history(out / "history.csv", history)
+    atomic_write(out / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
+    write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    checkpoint.remove()
+    log.info(
+        "%s: test acc %.4f, val loss %.4f (best epoch %s), %.1f s",
+        status,
+        metrics["test_acc"] or nan,
+        metrics["val_loss"] or nan,
+        metrics["best_epoch"],
+        metrics["wall_s"],
+    )
+    return metrics
+
+
+def setup_logging(out: Path, verbose: bool = True) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    file_handler = logging.FileHandler(out / "train.log", mode="w")
+    console = logging.StreamHandler(sys.stderr)
+    for handler in (file_handler, console):
+        handler.setFormatter(fmt)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.handlers[:] = [file_handler, console]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def run(cfg: DictConfig) -> int:
+    if not cfg.run.out:
+        print("error: run.out is not set; pass run.out=<run folder>", file=sys.stderr)
+        return 2
+    from study.data import DataError
+
+    out = Path(cfg.run.out)
+    setup_logging(out, cfg.run.get("verbose", True))
+    try:
+        train_run(cfg)
+    except (ConfigError, DataError) as err:
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    import hydra
+
+    # Hydra's own logging files and output folders are switched off: the run writes only run.out.
+    sys.argv += [
+        "hydra/job_logging=none",
+        "hydra/hydra_logging=none",
+    ]
+    app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(
+        lambda cfg: sys.exit(run(cfg))
+    )
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""Figures from a small synthetic study: run folders following the contract, tables built from them.
+
+``build_study`` is also used by the report tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from study import figures
+from study.ablation import Ablation
+from study.figures import (
+    BASELINE_COLOR,
+    FIGURES,
+    Context,
+    FigureError,
+    make_figures,
+    variant_palette,
+)
+
+EPOCHS = 4
+STEPS_PER_EPOCH = 8
+SCALE = "smoke"
+
+BASE_CONFIG = {
+    "data": {"name": "fashion_mnist", "n_train": 1000, "n_val": 500, "n_test": 1000},
+    "model": {"name": "resmlp", "width": 32, "blocks": 1, "norm": "none", "dropout": 0.0},
+    "optim": {"name": "adamw", "lr": 0.001, "weight_decay": 0.01},
+    "schedule": {"name": "cosine", "warmup": 0.0, "final": 0.0},
+    "train": {"epochs": EPOCHS, "batch_size": 125},
+    "regularization": {"l1": 0.0, "l2": 0.0},
+}
+
+# name → (file fields, variant → (config overrides, mean test accuracy), diverged (variant, seed))
+SPECS = {
+    "regularization": dict(
+        title="Regularization",
+        question="Which regularizers reduce overfitting?",
+        baseline="none",
+        seeds=3,
+        variants={
+            "none": ({}, 0.85),
+            "l2": ({"regularization.l2": 1e-4}, 0.86),
+            "l1": ({"regularization.l1": 1e-4}, 0.84),
+            "dropout": ({"model.dropout": 0.3}, 0.88),
+        },
+        figures=["weight_histogram", "train_loss_curves", "epochs_to_target"],
+        diverged=[("l1", 2)],
+    ),
+    "optimizers": dict(
+        title="Optimizers",
+        question="Which optimizer trains fastest?",
+        baseline="sgd",
+        seeds=2,
+        variants={
+            "sgd": ({"optim.name": "sgd", "optim.lr": 0.1, "schedule.name": "constant"}, 0.83),
+            "adam": (
+                {
+                    "optim.name": "adam",
+                    "optim.lr": 0.001,
+                    "schedule": {"name": "step", "warmup": 0.1, "milestones": [0.5, 0.75]},
+                    "schedule.gamma": 0.1,
+                },
+                0.86,
+            ),
+        },
+        tune={"key": "optim.lr", "factors": [0.1, 1.0, 10.0], "metric": "val_loss"},
+        figures=["lr_sensitivity", "lr_schedules"],
+        diverged=[],
+    ),
+    "grid": dict(
+        title="Optimizer × schedule",
+        question="Do optimizer and schedule interact?",
+        baseline="optim-sgd_schedule-constant",
+        seeds=2,
+        grid={"optim": ["sgd", "adam"], "schedule": ["constant", "cosine"]},
+        variants={
+            "optim-sgd_schedule-constant": (
+                {"optim.name": "sgd", "schedule.name": "constant"},
+                0.8,
+            ),
+            "optim-sgd_schedule-cosine": ({"optim.name": "sgd", "schedule.name": "cosine"}, 0.82),
+            "optim-adam_schedule-constant": (
+                {"optim.name": "adam", "schedule.name": "constant"},
+                0.84,
+            ),
+            "optim-adam_schedule-cosine": ({"optim.name": "adam", "schedule.name": "cosine"}, 0.86),
+        },
+        figures=["grid_heatmap"],
+        diverged=[("optim-adam_schedule-constant", 1)],
+    ),
+    "normalization": dict(
+        title="Normalization under shift",
+        question="Which normalization is robust to distribution shift?",
+        baseline="none",
+        seeds=2,
+        variants={
+            "none": ({}, 0.85),
+            "batchnorm": ({"model.norm": "batchnorm"}, 0.87),
+        },
+        shift=True,
+        figures=["shift_severity", "drift"],
+        diverged=[],
+    ),
+}
+
+
+def _config(overrides: dict, seed: int, ablation: str, variant: str) -> dict:
+    config = json.loads(json.dumps(BASE_CONFIG))
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            config[key] = value
+            continue
+        group, name = key.split(".")
+        config[group][name] = value
+    config["seed"] = seed
+    config["run"] = {"ablation": ablation, "variant": variant, "scale": SCALE}
+    return config
+
+
+def _history(rng: np.random.Generator, acc: float, diverged: bool, lr: float) -> pd.DataFrame:
+    rows = []
+    for epoch in range(1, EPOCHS + 1):
+        frac = epoch / EPOCHS
+        train_loss = 1.6 * math.exp(-2.0 * frac) + rng.normal(0, 0.01)
+        # Validation loss bottoms out and rises again: the curves must show overfitting.
+        val_loss = 0.9 - 0.5 * frac + 0.4 * frac**2 + rng.normal(0, 0.01)
+        val_acc = acc * (0.8 + 0.2 * frac) + rng.normal(0, 0.003)
+        if diverged and epoch >= 3:
+            train_loss, val_loss, val_acc = 1e6, math.inf, 0.1
+        rows.append(
+            dict(
+                epoch=epoch,
+                step=epoch * STEPS_PER_EPOCH,
+                lr=lr * (0.5 + 0.5 * math.cos(math.pi * frac)),
+                train_loss=train_loss,
+                train_acc=min(1.0, acc + 0.08 * frac),
+                val_loss=val_loss,
+                val_acc=val_acc,
+                test_loss=val_loss + 0.02,
+                test_acc=val_acc - 0.005,
+                seconds=1.5,
+                eval_seconds=0.2,
+            )
+        )
+        if diverged and epoch >= 3:
+            break
+    return pd.DataFrame(rows)
+
+
+def _state_dict(rng: np.random.Generator, variant: str) -> dict[str, torch.Tensor]:
+    w = rng.normal(0, 0.05, (32, 32))
+    if variant == "l1":
+        w[rng.random(w.shape) < 0.6] = 0.0  # L1 drives many weights to exactly zero
+    elif variant == "l2":
+        w *= 0.5
+    return {
+        "blocks.0.weight": torch.tensor(w, dtype=torch.float32),
+        "blocks.0.bias": torch.zeros(32),
+        "head.weight": torch.tensor(rng.normal(0, 0.05, (10, 32)), dtype=torch.float32),
+    }
+
+
+def _shift_rows(rng: np.random.Generator, acc: float, variant: str) -> pd.DataFrame:
+    rows = []
+    robust = 0.5 if variant == "batchnorm" else 1.0
+    for shift in ("gaussian_noise", "contrast"):
+        for severity in (1, 2, 3):
+            for adapted in (False, True):
+                drop = 0.06 * severity * robust * (0.6 if adapted else 1.0)
+                a = acc - drop + rng.normal(0, 0.005)
+                rows.append(dict(shift=shift, severity=severity, adapted=adapted, slice=None,
+                                 accuracy=a, loss=2 * (1 - a)))  # fmt: skip
+    for slice_ in range(5):
+        for adapted in (False, True):
+            a = acc - 0.03 * slice_ * (0.5 if adapted else 1.0) + rng.normal(0, 0.005)
+            rows.append(dict(shift="drift", severity=None, adapted=adapted, slice=slice_,
+                             accuracy=a, loss=2 * (1 - a)))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _write_run(
+    run_dir: Path, rng, ablation: str, variant: str, seed: int, overrides, acc, diverged
+) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = _config(overrides, seed, ablation, variant)
+    acc = acc + rng.normal(0, 0.004)
+    hist = _history(rng, acc, diverged, config["optim"]["lr"])
+    hist.to_csv(run_dir / "history.csv", index=False)
+    last = hist.iloc[-1]
+    best = hist.loc[hist["val_loss"].idxmin()]
+    metrics = {
+        "status": "diverged" if diverged else "ok",
+        "ablation": ablation,
+        "variant": variant,
+        "seed": seed,
+        "scale": SCALE,
+        "train_loss": None if diverged else float(last["train_loss"]),
+        "train_acc": float(last["train_acc"]),
+        "val_loss": None if diverged else float(last["val_loss"]),
+        "val_acc": float(last["val_acc"]),
+        "test_loss": None if diverged else float(last["test_loss"]),
+        "test_acc": 0.1 if diverged else float(last["test_acc"]),
+        "gap_acc": float(last["train_acc"] - last["test_acc"]),
+        "gap_loss": None if diverged else float(last["test_loss"] - last["train_loss"]),
+        "best_epoch": int(best["epoch"]),
+        "best_val_loss": float(best["val_loss"]),
+        "best_val_acc": float(best["val_acc"]),
+        "epochs_run": len(hist),
+        "diverged_step": 20 if diverged else None,
+        "wall_s": 7.5,
+        "train_s": 6.0,
+        "eval_s": 0.8,
+        "s_per_epoch": 1.5,
+        "images_per_s": 650.0,
+        "n_params": 1386,
+        "weight_sparsity": 0.01,
+        "weight_norm": 3.2,
+        "lr": config["optim"]["lr"],
+        "steps_per_epoch": STEPS_PER_EPOCH,
+        "config_hash": f"{abs(hash((ablation, variant, seed))) % 16**12:012x}",
+        "config": config,
+        "versions": {"python": "3.11.2", "torch": torch.__version__},
+        "hardware": {"machine": "x86_64", "cpus": 2, "device": "cpu"},
+    }
+    if SPECS[ablation].get("shift"):
+        _shift_rows(rng, acc, variant).to_csv(run_dir / "shift.csv", index=False)
+    torch.save(_state_dict(rng, variant), run_dir / "model.pt")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
+def build_study(root: Path) -> tuple[Path, dict[str, Ablation]]:
+    """A smoke-scale results folder with run folders, tuning runs and the aggregated tables."""
+    from study.tables import atomic_write, build_tables, render
+
+    rng = np.random.default_rng(0)
+    scale_dir = root / "results" / SCALE
+    ablations = {}
+    for name, spec in SPECS.items():
+        ablations[name] = Ablation(
+            name=name,
+            path=root / "conf" / "ablation" / f"{name}.yaml",
+            title=spec["title"],
+            question=spec["question"],
+            baseline=spec["baseline"],
+            seeds=spec["seeds"],
+            variants={v: [] for v in spec["variants"]},
+            grid=spec.get("grid", {}),
+            tune=spec.get("tune"),
+            shift=spec.get("shift", False),
+            figures=spec["figures"],
+        )
+        for variant, (overrides, acc) in spec["variants"].items():
+            for seed in range(spec["seeds"]):
+                run_dir = scale_dir / "runs" / name / variant / f"seed{seed}"
+                diverged = (variant, seed) in spec["diverged"]
+                _write_run(run_dir, rng, name, variant, seed, overrides, acc, diverged)
+            if spec.get("tune"):
+                base_lr = _config(overrides, 0, name, variant)["optim"]["lr"]
+                for factor in (0.1, 1.0, 10.0, 100.0):
+                    lr = base_lr * factor
+                    tune_dir = scale_dir / "tune" / name / variant / f"lr-{lr:g}" / "seed0"
+                    over = {**overrides, "optim.lr": lr}
+                    _write_run(tune_dir, rng, name, variant, 0, over, acc, factor == 100.0)
+                    # The tuning curve is U-shaped in the LR.
+                    metrics = json.loads((tune_dir / "metrics.json").read_text())
+                    if metrics["status"] == "ok":
+                        metrics["val_loss"] = 0.4 + 0.1 * math.log10(factor / 1.0) ** 2
+                        (tune_dir / "metrics.json").write_text(json.dumps(metrics))
+    tables = build_tables(scale_dir, ablations)
+    for filename, text in render(tables).items():
+        atomic_write(scale_dir / "tables" / filename, text)
+    return scale_dir, ablations
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return build_study(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture(scope="module")
+def drawn(study):
+    scale_dir, ablations = study
+    return {name: make_figures(scale_dir, abl) for name, abl in ablations.items()}
+
+
+def test_every_figure_is_written_as_png_and_svg(study, drawn):
+    scale_dir, ablations = study
+    for name, abl in ablations.items():
+        out = scale_dir / "figures" / name
+        expected = ["learning_curves", "test_accuracy", *abl.figures]
+        assert list(drawn[name]) == expected
+        for fig in expected:
+            png = (out / f"{fig}.png").read_bytes()
+            svg = (out / f"{fig}.svg").read_text()
+            assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000, (name, fig)
+            assert "<svg" in svg and len(svg) > 5000, (name, fig)
+            assert len(drawn[name][fig]) > 40  # a real caption
+        assert json.loads((out / "captions.json").read_text()) == drawn[name]
+        # Atomic writes leave no temporary files behind.
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_every_registered_figure_is_exercised():
+    used = {f for spec in SPECS.values() for f in spec["figures"]} | set(figures.DEFAULT_FIGURES)
+    assert used == set(FIGURES)
+
+
+def test_captions_report_diverged_runs(drawn):
+    assert "Diverged runs (1)" in drawn["regularization"]["test_accuracy"]
+    assert "Diverged runs (1) are excluded" in drawn["regularization"]["learning_curves"]
+    assert "crosses" in drawn["optimizers"]["lr_sensitivity"]
+
+
+def test_palette_is_keyed_by_file_order_with_a_fixed_baseline():
+    a = variant_palette(["none", "l2", "l1"], "none")
+    b = variant_palette(["l2", "none", "l1"], "none")
+    assert a["none"] == b["none"] == BASELINE_COLOR
+    assert a == b  # only the order of the non-baseline variants matters
+    assert len(set(a.values())) == 3
+    many = variant_palette([f"v{i}" for i in range(15)], "v0")
+    assert len(set(many.values())) == 15
+
+
+def test_colours_are_consistent_across_figures(study):
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    scale_dir, ablations = study
+    ctx = Context(scale_dir, ablations["regularization"])
+    hexes = {v: mcolors.to_hex(c) for v, c in ctx.palette.items()}
+    fig, _ = FIGURES["test_accuracy"].draw(ctx)
+    ticks = {t.get_text(): mcolors.to_hex(t.get_color()) for t in fig.axes[0].get_yticklabels()}
+    plt.close(fig)
+    fig, _ = FIGURES["train_loss_curves"].draw(ctx)
+    legend = {
+        t.get_text(): mcolors.to_hex(h.get_color())
+        for t, h in zip(
+            fig.axes[0].get_legend().get_texts(),
+            fig.axes[0].get_legend().legend_handles,
+            strict=True,
+        )
+    }
+    plt.close(fig)
+    fig, _ = FIGURES["learning_curves"].draw(ctx)
+    titles = {
+        a.get_title().split()[0]: mcolors.to_hex(a.title.get_color())
+        for a in fig.axes
+        if a.get_title()
+    }
+    plt.close(fig)
+    assert ticks == legend == titles == hexes
+    assert hexes["none"] == BASELINE_COLOR
+
+
+def test_grid_variant_names_parse():
+    parse = figures._parse_grid_variant
+    assert parse("optim-adam_schedule-inverse_sqrt") == {
+        "optim": "adam",
+        "schedule": "inverse_sqrt",
+    }
+    assert parse("norm-batchnorm_dropout-0.5") == {"norm": "batchnorm", "dropout": "0.5"}
+
+
+def test_missing_input_raises_one_clear_error(study, tmp_path):
+    scale_dir, ablations = study
+    empty = tmp_path / "results" / "empty"
+    (empty / "tables").mkdir(parents=True)
+    with pytest.raises(FigureError, match=r"tuning\.csv"):
+        make_figures(empty, ablations["optimizers"], ["lr_sensitivity"])
+    with pytest.raises(FigureError, match=r"shift\.csv"):
+        make_figures(empty, ablations["normalization"], ["shift_severity"])
+    with pytest.raises(FigureError, match=r"model\.pt"):
+        make_figures(empty, ablations["regularization"], ["weight_histogram"])
+    with pytest.raises(FigureError, match="unknown figure"):
+        make_figures(scale_dir, ablations["regularization"], ["pie_chart"])
+    # Nothing half-written for the failed figures.
+    assert not (empty / "figures").exists() or not list((empty / "figures").rglob("*.png"))
+
+
+def test_cli_draws_one_ablation(study, tmp_path, capsys):
+    scale_dir, _ = study
+    conf = tmp_path / "ablation"
+    conf.mkdir()
+    (conf / "normalization.yaml").write_text(
+        "title: Normalization under shift\n"
+        "question: Which normalization is robust?\n"
+        "baseline: none\n"
+        "seeds: 2\n"
+        "variants:\n  none: []\n  batchnorm: [model.norm=batchnorm]\n"
+        "shift: true\n"
+        "figures: [drift]\n"
+    )
+    argv = ["--scale-dir", str(scale_dir), "--ablation", "normalization", "--ablations", str(conf)]
+    assert figures.main([*argv, "--figure", "drift"]) == 0
+    assert "drift.png" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        figures.main(
+            ["--scale-dir", str(scale_dir), "--ablation", "nope", "--ablations", str(conf)]
+        )
