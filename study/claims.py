@@ -256,6 +256,16 @@ def _not_tested(detail: str) -> dict:
     }
 
 
+def _absent(t: ClaimTables, c: dict, ablation: str, variant: str) -> str:
+    """Why a claim is not tested: the ablation, the variant or only the metric is missing."""
+    runs = t.runs
+    if "ablation" not in runs or not (runs["ablation"] == ablation).any():
+        return f"no runs of ablation {ablation}"
+    if not ((runs["ablation"] == ablation) & (runs["variant"] == variant)).any():
+        return f"no runs of {ablation}/{variant}"
+    return f"no {_metric_label(c)} for {ablation}/{variant}"
+
+
 def _signed(x) -> str:
     s = fmt(x)
     return "+" + s if isinstance(x, float | int) and np.isfinite(x) and x > 0 else s
@@ -298,24 +308,28 @@ def compare(t: ClaimTables, c: dict) -> dict:
     ablation, ref = c["ablation"], c["reference"]
     base = run_values(t, c, ablation, ref)
     if base is None:
-        return _not_tested(f"no {_metric_label(c)} for {ablation}/{ref}")
+        return _not_tested(_absent(t, c, ablation, ref))
     variants = _variants(t, c)
     present = {v: s for v in variants if (s := run_values(t, c, ablation, v)) is not None}
     absent = [v for v in variants if v not in present]
     note = f"; no runs of {', '.join(absent)}" if absent else ""
     if not present:
-        return _not_tested(f"no {_metric_label(c)} for {ablation}/{', '.join(variants) or '*'}")
+        return _not_tested(_absent(t, c, ablation, ", ".join(variants) or "*"))
     combine = c.get("combine", "all")
     if combine == "mean" or len(present) == 1:
         values = pd.concat(present, axis=1).mean(axis=1, skipna=False)
         d = paired_diff(values, base)
-        name = f"{'mean of ' if len(present) > 1 else ''}{' + '.join(present)} - {ref}"
+        name = f"{'mean of ' if len(present) > 1 else ''}{', '.join(present)} - {ref}"
+        detail = _describe(name, d)
+        if len(present) > 1:  # each variant's own difference, so a mean does not hide one
+            each = (f"{v} {_signed(paired_diff(s, base).diff)}" for v, s in present.items())
+            detail += f" (each: {', '.join(each)})"
         return {
             "effect": d.diff,
             "lo": d.lo,
             "hi": d.hi,
             "verdict": _directional(d.lo, d.hi, c["expect"]),
-            "detail": _describe(name, d) + note,
+            "detail": detail + note,
         }
     diffs = {v: paired_diff(s, base) for v, s in present.items()}
     verdicts = [_directional(d.lo, d.hi, c["expect"]) for d in diffs.values()]
@@ -358,7 +372,7 @@ def near_best(t: ClaimTables, c: dict) -> dict:
     ablation, variant, tol = c["ablation"], c["variant"], float(c["tolerance"])
     own = run_values(t, c, ablation, variant)
     if own is None:
-        return _not_tested(f"no {_metric_label(c)} for {ablation}/{variant}")
+        return _not_tested(_absent(t, c, ablation, variant))
     found = t.runs.loc[t.runs["ablation"] == ablation, "variant"]
     others = [v for v in (c.get("among") or dict.fromkeys(found)) if v != variant]
     values = {v: s for v in others if (s := run_values(t, c, ablation, v)) is not None}

@@ -356,12 +356,19 @@ def _summary_ci(ctx: Context, metric: str) -> dict[str, tuple[float, float, floa
     }
 
 
-def test_accuracy(ctx: Context) -> tuple[Figure, str]:
-    what = "test_accuracy"
+def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figure, str]:
+    """Final ``metric`` per variant: seeds as dots, mean and 95% CI, diverged runs marked.
+
+    Accuracies (and their gap) of diverged runs are real outcomes and count in the mean, as in the
+    tables; losses of diverged runs are meaningless and are left out (also as in the tables).
+    """
     runs = ctx.runs(what)
-    _require(runs, ["variant", "seed", "status", "test_acc"], "runs.csv", what)
+    _require(runs, ["variant", "seed", "status", metric], "runs.csv", what)
+    percent = "acc" in metric
+    scale = 100.0 if percent else 1.0
+    keep_diverged = "loss" not in metric
     variants = ctx.order(runs["variant"].unique())
-    from_summary = _summary_ci(ctx, "test_acc")
+    from_summary = _summary_ci(ctx, metric)
     fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(variants) + 1.2))
     rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-stable across reruns
     shown: list[float] = []  # every x drawn, for the axis limits
@@ -370,23 +377,28 @@ def test_accuracy(ctx: Context) -> tuple[Figure, str]:
         part = runs[runs["variant"] == variant]
         ok = part[part["status"] != DIVERGED]
         div = part[part["status"] == DIVERGED]
-        color = ctx.color(variant)
-        acc = 100 * ok["test_acc"].astype(float)
-        ax.scatter(acc, i + rng.uniform(-0.15, 0.15, len(acc)), color=color, s=18, alpha=0.7)
-        # Diverged runs count in the mean, as in the tables: their accuracy is a real outcome.
-        mean, lo, hi = from_summary.get(variant) or t_interval(part["test_acc"].astype(float))
+        values = scale * pd.to_numeric(ok[metric], errors="coerce")
+        values = values[np.isfinite(values)]
+        ax.scatter(values, i + rng.uniform(-0.15, 0.15, len(values)), color=ctx.color(variant),
+                   s=18, alpha=0.7)  # fmt: skip
+        shown += list(values)
+        counted = part if keep_diverged else ok
+        mean, lo, hi = from_summary.get(variant) or t_interval(
+            pd.to_numeric(counted[metric], errors="coerce")
+        )
         if math.isfinite(mean):
-            ax.plot([100 * mean], [i], marker="D", color="k", ms=5, zorder=3)
+            ax.plot([scale * mean], [i], marker="D", color="k", ms=5, zorder=3)
             if math.isfinite(lo) and math.isfinite(hi):
-                ax.plot([100 * lo, 100 * hi], [i, i], color="k", lw=1.5, zorder=2)
-            shown += [100 * v for v in (mean, lo, hi) if math.isfinite(v)]
-        shown += list(acc[np.isfinite(acc)])
+                ax.plot([scale * lo, scale * hi], [i, i], color="k", lw=1.5, zorder=2)
+            shown += [scale * v for v in (mean, lo, hi) if math.isfinite(v)]
         if len(div):
             diverged_total += len(div)
-            div_acc = 100 * div["test_acc"].astype(float)
-            div_acc = div_acc[np.isfinite(div_acc)]
-            ax.scatter(div_acc, [i] * len(div_acc), marker="x", color=DIVERGED_COLOR, s=30)
-            shown += list(div_acc)
+            if keep_diverged:
+                div_values = scale * pd.to_numeric(div[metric], errors="coerce")
+                div_values = div_values[np.isfinite(div_values)]
+                ax.scatter(div_values, [i] * len(div_values), marker="x", color=DIVERGED_COLOR,
+                           s=30)  # fmt: skip
+                shown += list(div_values)
             ax.annotate(
                 f"diverged {len(div)}/{len(part)}",
                 xy=(1.0, i),
@@ -401,25 +413,50 @@ def test_accuracy(ctx: Context) -> tuple[Figure, str]:
     for tick, variant in zip(ax.get_yticklabels(), variants, strict=True):
         tick.set_color(ctx.color(variant))
     if shown:
-        # A CI that includes a diverged run can reach past 0% or 100%; accuracy cannot.
         lo, hi = min(shown), max(shown)
-        pad = max(0.5, 0.06 * (hi - lo))
-        ax.set_xlim(max(0.0, lo - pad), min(100.0, hi + pad))
-    ax.set_xlabel("test accuracy")
-    _percent_axis(ax, "x")
+        pad = max(0.5 if percent else 0.0, 0.06 * (hi - lo)) or 0.05 * abs(hi) or 0.1
+        left, right = lo - pad, hi + pad
+        if percent:
+            # A CI that includes a diverged run can reach past 0% or 100%; accuracy cannot.
+            left, right = max(left, 0.0 if metric != "gap_acc" else -100.0), min(right, 100.0)
+        ax.set_xlim(left, right)
+    if metric == "gap_acc":
+        ax.axvline(0, color="0.5", lw=1, ls=":")
+    ax.set_xlabel(label)
+    if percent:
+        _percent_axis(ax, "x")
     ax.set_ylim(len(variants) - 0.5, -0.5)
     fig.tight_layout()
     caption = (
-        "Final test accuracy per variant: dots are seeds, diamonds the mean and bars its 95% "
+        f"Final {label} per variant: dots are seeds, diamonds the mean and bars its 95% "
         f"confidence interval ({_n_seeds(runs)})."
-        + (
-            f" Diverged runs ({diverged_total}) are drawn as red crosses and counted at the "
-            "right; like the tables, the mean includes their accuracy."
-            if diverged_total
-            else ""
-        )
     )
+    if diverged_total and keep_diverged:
+        caption += (
+            f" Diverged runs ({diverged_total}) are drawn as red crosses and counted at the "
+            "right; like the tables, the mean includes their value."
+        )
+    elif diverged_total:
+        caption += (
+            f" Diverged runs ({diverged_total}) are counted at the right and, like in the "
+            "tables, left out: their loss is not meaningful."
+        )
     return fig, caption
+
+
+def test_accuracy(ctx: Context) -> tuple[Figure, str]:
+    return _per_variant(ctx, "test_accuracy", "test_acc", "test accuracy")
+
+
+def test_loss(ctx: Context) -> tuple[Figure, str]:
+    return _per_variant(ctx, "test_loss", "test_loss", "test loss (cross-entropy)")
+
+
+def generalization_gap(ctx: Context) -> tuple[Figure, str]:
+    fig, caption = _per_variant(
+        ctx, "generalization_gap", "gap_acc", "generalization gap (train − test accuracy)"
+    )
+    return fig, caption + " Smaller is less overfitting."
 
 
 def _load_weights(path: Path) -> np.ndarray:
@@ -625,7 +662,8 @@ def lr_schedules(ctx: Context) -> tuple[Figure, str]:
         if lr_curve is not None and schedule and spe and epochs and base_lr is not None:
             total = int(spe) * int(epochs)
             factors = np.asarray(lr_curve(total, int(spe), dict(schedule)), dtype=float)
-            ax.plot(np.arange(total), float(base_lr) * factors, color=color, lw=1.6, label=variant)
+            label = f"{variant} (base {base_lr:.3g})"
+            ax.plot(np.arange(total), factors, color=color, lw=1.6, label=label)
             drawn += 1
         elif len(first_seed) and "lr" in first_seed.columns:
             # Without the schedule module only the per-epoch LR of the history is known.
@@ -633,7 +671,10 @@ def lr_schedules(ctx: Context) -> tuple[Figure, str]:
             h = first_seed.sort_values("epoch")
             x = h["step"] if "step" in h.columns else h["epoch"]
             xlabel = "optimizer step" if "step" in h.columns else "epoch"
-            ax.plot(x, h["lr"], color=color, lw=1.6, marker=".", label=variant)
+            lr = h["lr"].astype(float)
+            scale = base_lr if base_lr else float(lr.max())
+            label = f"{variant} (base {scale:.3g})"
+            ax.plot(x, lr / scale, color=color, lw=1.6, marker=".", label=label)
             drawn += 1
     if not drawn:
         raise FigureError(
@@ -642,10 +683,16 @@ def lr_schedules(ctx: Context) -> tuple[Figure, str]:
             "in history.csv"
         )
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel("learning rate / base learning rate")
+    ax.set_ylim(bottom=0)
     ax.legend(frameon=False, fontsize=8, ncol=2)
     fig.tight_layout()
-    caption = f"Learning rate against the optimizer step for every schedule, from {source}."
+    # Relative to the base LR: base LRs of different optimizers differ by orders of magnitude and
+    # would flatten every other curve; the legend gives each base LR.
+    caption = (
+        "Learning rate relative to each variant's base learning rate (in the legend) against the "
+        f"optimizer step, for every schedule, from {source}."
+    )
     return fig, caption
 
 
@@ -824,6 +871,7 @@ def shift_severity(ctx: Context) -> tuple[Figure, str]:
                     ax, sel, "severity", "accuracy", color=ctx.color(variant), ls=ls, marker="."
                 )
         ax.set_title(panel.replace("_", " "), fontsize=9)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         _percent_axis(ax)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
@@ -866,6 +914,7 @@ def drift(ctx: Context) -> tuple[Figure, str]:
         if len(streams) > 1:
             ax.set_title(stream.replace("_", " "), fontsize=9)
         ax.set_xlabel("time slice")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         _percent_axis(ax)
     axes[0, 0].set_ylabel("accuracy")
     handles = [Line2D([], [], color=ctx.color(v), label=v) for v in variants] + _adapted_handles()
@@ -955,6 +1004,8 @@ class FigureSpec:
 FIGURES: dict[str, FigureSpec] = {
     "learning_curves": FigureSpec(learning_curves, "tables/history.csv (or run history.csv)"),
     "test_accuracy": FigureSpec(test_accuracy, "tables/runs.csv"),
+    "test_loss": FigureSpec(test_loss, "tables/runs.csv"),
+    "generalization_gap": FigureSpec(generalization_gap, "tables/runs.csv"),
     "weight_histogram": FigureSpec(weight_histogram, "model.pt of variants none, l1, l2"),
     "lr_sensitivity": FigureSpec(lr_sensitivity, "tables/tuning.csv"),
     "lr_schedules": FigureSpec(lr_schedules, "run configs + history.csv (steps per epoch)"),

@@ -43,8 +43,9 @@ DEFAULT_SETTINGS = Path(__file__).resolve().parents[1] / "conf" / "shift.yaml"
 # fractional severity (used by the drift stream) interpolates linearly between neighbouring entries.
 # CIFAR-10-C's tables were tuned for natural 32x32 colour photos. On 28x28 grayscale clothing a
 # small classifier barely notices CIFAR-10-C's noise and blur (a residual MLP trained on 10k
-# Fashion-MNIST images kept 97% or more of its clean accuracy at their severity 5), so those two follow
-# ImageNet-C's range instead; the aim is a severity 5 that is clearly harmful yet well above chance.
+# Fashion-MNIST images kept 97% or more of its clean accuracy at their severity 5), so these two
+# follow ImageNet-C's range instead; the aim is a severity 5 that is clearly harmful yet well above
+# chance.
 # ------------------------------------------------------------------------------
 CORRUPTIONS: dict[str, tuple[float, ...]] = {
     # std of additive i.i.d. Gaussian noise, in units of the [0, 1] pixel range.
@@ -372,11 +373,13 @@ def evaluate_run(
     """Score a saved run under every shift in ``settings``, as trained and with AdaBN.
 
     Returns rows with :data:`COLUMNS`: ``shift`` (clean, a corruption name, drift, prior),
-    ``severity`` (0 for clean; 1..5 for corruptions; the slice's fractional severity for drift; the
-    skew level 1.. for prior), ``adapted`` (AdaBN on the same unlabeled inputs), ``slice`` (drift
-    time slice, -1 otherwise), ``accuracy``, ``loss`` (mean cross-entropy), ``param`` (the
-    corruption's parameter or the prior's imbalance ratio), ``n`` (images), ``n_norm`` (layers whose
-    statistics AdaBN re-estimated; 0 means adapted rows equal the unadapted ones).
+    ``severity`` (0 for clean, 1..5 for corruptions, the slice's fractional severity for drift,
+    None for prior), ``adapted`` (AdaBN on the same unlabeled inputs), ``slice`` (drift time slice
+    0..T-1, None otherwise), ``accuracy``, ``loss`` (mean cross-entropy), ``param`` (the
+    corruption's parameter, the prior's imbalance ratio, else None), ``n`` (images), ``n_norm``
+    (layers whose statistics AdaBN re-estimated; 0 means adapted rows equal the unadapted ones).
+    None is written as an empty CSV cell: figures and claims select corruption rows as those with
+    a severity and no slice, drift rows as those with a slice.
     """
     from omegaconf import OmegaConf
 
@@ -417,7 +420,7 @@ def evaluate_run(
 
     def batches(xu: torch.Tensor):
         for i in range(0, len(xu), bs):
-            yield normalize(xu[i : i + bs], mean, std).to(device, non_blocking=True)
+            yield normalize(xu[i : i + bs].to(device), mean, std)
 
     def score(xu: torch.Tensor, yu: torch.Tensor) -> tuple[float, float]:
         correct, loss = 0, 0.0
@@ -430,7 +433,7 @@ def evaluate_run(
 
     rows: list[dict] = []
 
-    def add(shift: str, severity, param, xu, yu, slice_: int = -1) -> None:
+    def add(shift: str, severity, param, xu, yu, slice_: int | None = None) -> None:
         base = {"shift": shift, "severity": severity, "slice": slice_, "param": param}
         base |= {"n": len(yu), "n_norm": n_norm}
         acc, loss = score(xu, yu)
@@ -442,7 +445,7 @@ def evaluate_run(
         rows.append(base | {"adapted": True, "accuracy": acc, "loss": loss})
 
     seed = int(settings.seed)
-    add("clean", 0, "", x, y)
+    add("clean", 0, None, x, y)
     for name in settings.corruptions:
         for sev in settings.severities:
             xc = corrupt(x, name, sev, _generator(seed, name, sev))
@@ -452,10 +455,10 @@ def evaluate_run(
         x, y, slices=int(d.slices), max_severity=float(d.max_severity), mix=list(d.mix), seed=seed
     )
     for t, (sev, xt, yt) in enumerate(stream):
-        add("drift", round(sev, 4), "", xt, yt, slice_=t)
-    for level, ratio in enumerate(settings.prior.ratios, start=1):
+        add("drift", round(sev, 4), None, xt, yt, slice_=t)
+    for ratio in settings.prior.ratios:
         idx = prior_shift_indices(y, n_classes, float(ratio), seed)
-        add("prior", level, ratio, x[idx], y[idx])
+        add("prior", None, ratio, x[idx], y[idx])
     return rows
 
 

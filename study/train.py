@@ -11,7 +11,6 @@ once per run, hundreds of times per study. Every output is written atomically in
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -187,6 +186,41 @@ def environment(device: torch.device) -> tuple[dict, dict]:
     return versions, hardware
 
 
+class BestEpoch:
+    """Tracks the epoch with the lowest validation loss; with early stopping, also its weights.
+
+    ``update`` returns True when training should stop: ``patience`` epochs have passed without a
+    lower validation loss. ``restore`` then loads the best epoch's weights (Prechelt 1998).
+    """
+
+    def __init__(self, early_stopping: bool, patience: int):
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.epoch = 0
+        self.val_loss = math.inf
+        self.state = None
+
+    def update(self, epoch: int, val_loss: float, model) -> bool:
+        if val_loss < self.val_loss:
+            self.epoch, self.val_loss = epoch, val_loss
+            if self.early_stopping:
+                self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            return False
+        return self.early_stopping and epoch - self.epoch >= self.patience
+
+    def restore(self, model) -> bool:
+        if self.state is None:
+            return False
+        model.load_state_dict(self.state)
+        return True
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "val_loss": self.val_loss, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.val_loss, self.state = state["epoch"], state["val_loss"], state["state"]
+
+
 class Checkpoint:
     """Epoch checkpoint for long runs: a preempted job continues where it stopped, with every
     random generator restored, so the resumed run gives the numbers an uninterrupted one would."""
@@ -228,6 +262,7 @@ def train_run(cfg: DictConfig) -> dict:
     if cfg.train.lr_from:
         apply_tuned_lr(cfg)
     validate(cfg)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)  # a stale result must not outlive a rerun
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -274,7 +309,7 @@ def train_run(cfg: DictConfig) -> dict:
 
     checkpoint = Checkpoint(out, cfg.train.checkpoint, digest)
     history: list[dict] = []
-    best = {"epoch": 0, "val_loss": math.inf, "state": None}
+    best = BestEpoch(cfg.train.early_stopping, cfg.train.patience)
     status, diverged_step, train_s, eval_s, start_epoch = "ok", None, 0.0, 0.0, 1
     resumed = checkpoint.load()
     if resumed:
@@ -282,7 +317,8 @@ def train_run(cfg: DictConfig) -> dict:
         optimizer.load_state_dict(resumed["optimizer"])
         generator.set_state(resumed["generator"])
         torch.set_rng_state(resumed["torch_rng"])
-        history, best = resumed["history"], resumed["best"]
+        history = resumed["history"]
+        best.load_state_dict(resumed["best"])
         train_s, eval_s = resumed["train_s"], resumed["eval_s"]
         start_epoch = resumed["epoch"] + 1
         log.info("resumed from %s at epoch %d", checkpoint.path, start_epoch)
@@ -406,13 +442,7 @@ def train_run(cfg: DictConfig) -> dict:
         if not math.isfinite(val_loss):
             status, diverged_step = "diverged", step
             break
-        if val_loss < best["val_loss"]:
-            best = {"epoch": epoch, "val_loss": val_loss, "state": None}
-            if cfg.train.early_stopping:
-                best["state"] = copy.deepcopy(
-                    {k: v.detach().cpu() for k, v in model.state_dict().items()}
-                )
-        elif cfg.train.early_stopping and epoch - best["epoch"] >= cfg.train.patience:
+        if best.update(epoch, val_loss, model):
             status = "stopped_early"
             log.info("early stop: no lower validation loss for %d epochs", cfg.train.patience)
             break
@@ -422,20 +452,19 @@ def train_run(cfg: DictConfig) -> dict:
             generator=generator.get_state(),
             torch_rng=torch.get_rng_state(),
             history=history,
-            best=best,
+            best=best.state_dict(),
             train_s=train_s,
             eval_s=eval_s,
             epoch=epoch,
         )
 
-    if cfg.train.early_stopping and best["state"] is not None and status != "diverged":
-        model.load_state_dict(best["state"])  # restore the weights of the best validation epoch
-        final = history[best["epoch"] - 1]
+    if status != "diverged" and best.restore(model):
+        final = history[best.epoch - 1]  # the returned model is the best validation epoch's
     else:
         final = history[-1] if history else {}
     epochs_run = len(history)
     sparsity, norm = weight_statistics(model)
-    best_row = history[best["epoch"] - 1] if best["epoch"] else {}
+    best_row = history[best.epoch - 1] if best.epoch else {}
     nan = math.nan
     metrics = {
         "status": status,
@@ -449,7 +478,7 @@ def train_run(cfg: DictConfig) -> dict:
         },
         "gap_acc": final.get("train_acc", nan) - final.get("test_acc", nan),
         "gap_loss": final.get("test_loss", nan) - final.get("train_loss", nan),
-        "best_epoch": best["epoch"] or None,
+        "best_epoch": best.epoch or None,
         "best_val_loss": best_row.get("val_loss", nan),
         "best_val_acc": best_row.get("val_acc", nan),
         "epochs_run": epochs_run,

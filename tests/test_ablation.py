@@ -1,0 +1,177 @@
+"""Ablation files: expansion into runs, and one clear error for every kind of malformed file."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from study.ablation import AblationError, grid_variants, load_ablations, plan, spread
+
+GOOD = """
+title: Tiny
+question: Does dropout help?
+baseline: none
+seeds: 3
+common: [optim=adamw]
+variants:
+  none: []
+  dropout: [model.dropout=0.5]
+"""
+
+
+def write(tmp_path, text, name="tiny.yaml"):
+    folder = tmp_path / "ablation"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+def test_plan_expands_variants_and_caps_seeds_by_scale(tmp_path):
+    folder = write(tmp_path, GOOD)
+    default = plan(folder, "default")
+    assert [(r.variant, r.seed) for r in default.runs] == [
+        ("none", 0), ("none", 1), ("none", 2), ("dropout", 0), ("dropout", 1), ("dropout", 2)
+    ]  # fmt: skip
+    assert default.runs[3].overrides == ("scale=default", "optim=adamw", "model.dropout=0.5")
+    assert default.runs[0].folder == "runs/tiny/none/seed0"
+    smoke = plan(folder, "smoke")
+    assert len(smoke.runs) == 4  # smoke runs two seeds
+
+
+def test_grid_is_a_cartesian_product_with_readable_names(tmp_path):
+    folder = write(
+        tmp_path,
+        """
+        title: Grid
+        question: q
+        baseline: optim-sgd_lr-0.1
+        seeds: 1
+        grid: {optim: [sgd, adam], optim.lr: [0.1, 0.01]}
+        """,
+    )
+    p = plan(folder, "default")
+    assert [r.variant for r in p.runs] == [
+        "optim-sgd_lr-0.1", "optim-sgd_lr-0.01", "optim-adam_lr-0.1", "optim-adam_lr-0.01"
+    ]  # fmt: skip
+    assert p.runs[3].overrides[-2:] == ("optim=adam", "optim.lr=0.01")
+
+
+def test_tuning_grid_is_log_spaced_around_each_optimizer_default(tmp_path):
+    folder = write(
+        tmp_path,
+        """
+        title: Opt
+        question: q
+        baseline: sgd
+        seeds: 2
+        variants: {sgd: [optim=sgd], adam: [optim=adam]}
+        tune: {key: optim.lr, factors: [0.1, 1, 10], metric: val_loss}
+        """,
+    )
+    p = plan(folder, "default")
+    lrs = {(t.variant, t.lr) for t in p.tuning}
+    assert lrs == {("sgd", 0.01), ("sgd", 0.1), ("sgd", 1.0), ("adam", 0.0001), ("adam", 0.001),
+                   ("adam", 0.01)}  # fmt: skip
+    assert all(r.tuned for r in p.runs)
+    assert spread([1, 2, 3, 4, 5, 6, 7], 3) == [1, 4, 7]
+
+
+def test_the_studys_own_ablations_plan_at_every_scale(root):
+    for scale in ("smoke", "default", "full"):
+        p = plan(root / "conf/ablation", scale)
+        assert p.runs, scale
+        names = {r.ablation for r in p.runs}
+        assert names == set(load_ablations(root / "conf/ablation")), scale
+
+
+BAD = {
+    "unknown optimizer": (GOOD.replace("optim=adamw", "optim=adamx"), "no such optim option"),
+    "unknown schedule": (GOOD.replace("[optim=adamw]", "[schedule=warp]"), "no such schedule"),
+    "negative learning rate": (
+        GOOD.replace("[optim=adamw]", "[optim.lr=-0.1]"),
+        "optim.lr must be a finite positive number",
+    ),
+    "non-numeric learning rate": (
+        GOOD.replace("[optim=adamw]", "[optim.lr=fast]"),
+        "optim.lr must be a finite positive number",
+    ),
+    "dropout of one": (
+        GOOD.replace("model.dropout=0.5", "model.dropout=1.0"),
+        "model.dropout=1.0 is invalid",
+    ),
+    "unknown config key": (
+        GOOD.replace("model.dropout=0.5", "model.dropot=0.5"),
+        "did you mean model.dropout",
+    ),
+    "bad override syntax": (GOOD.replace("model.dropout=0.5", "model.dropout"), "key=value"),
+    "override that adds a key": (GOOD.replace("model.dropout=0.5", "+model.extra=1"), "adds"),
+    "missing baseline key": (GOOD.replace("baseline: none\n", ""), "missing key 'baseline'"),
+    "baseline that is not a variant": (
+        GOOD.replace("baseline: none", "baseline: nothing"),
+        "baseline 'nothing' is not a variant",
+    ),
+    "empty variants": (
+        GOOD.split("variants:")[0] + "variants: {}\n",
+        "no variants",
+    ),
+    "duplicate variants": (
+        GOOD + "  dropout_again: [model.dropout=0.5]\n",
+        "same overrides as variant 'dropout'",
+    ),
+    "duplicate YAML key": (GOOD + "  dropout: [model.dropout=0.2]\n", "duplicate key 'dropout'"),
+    "variant name with path characters": (
+        GOOD.replace("  dropout:", "  ../escape:"),
+        "is not a slug",
+    ),
+    "variant name with markup": (GOOD.replace("  dropout:", "  <script>:"), "is not a slug"),
+    "seeds not a number": (GOOD.replace("seeds: 3", "seeds: three"), "seeds='three'"),
+    "zero seeds": (GOOD.replace("seeds: 3", "seeds: 0"), "must be an integer from 1 to 100"),
+    "YAML that does not parse": (GOOD + "variants: [unclosed\n", "YAML does not parse"),
+    "YAML that is not a mapping": ("- just\n- a list\n", "must be a YAML mapping"),
+    "typo in a top-level key": (GOOD.replace("question:", "questoin:"), "did you mean 'question'"),
+    "overrides not a list": (
+        GOOD.replace("[model.dropout=0.5]", "model.dropout=0.5"),
+        "must be a list",
+    ),
+    "unknown norm": (GOOD.replace("model.dropout=0.5", "model.norm=batchnrom"), "model.norm"),
+    "tune factors not positive": (
+        GOOD + "tune: {key: optim.lr, factors: [0, 1], metric: val_loss}\n",
+        "tune.factors",
+    ),
+    "override of hydra itself": (
+        GOOD.replace("model.dropout=0.5", "hydra.run.dir=/tmp"),
+        "changes Hydra itself",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_ablation_is_one_clear_error_naming_the_file(tmp_path, case):
+    text, expected = BAD[case]
+    folder = write(tmp_path, text)
+    with pytest.raises(AblationError) as err:
+        plan(folder, "default")
+    message = str(err.value)
+    assert "tiny.yaml" in message, message
+    assert expected in message, message
+    assert "\n" not in message.strip(), message
+
+
+def test_error_names_the_variant_at_fault(tmp_path):
+    folder = write(tmp_path, GOOD.replace("model.dropout=0.5", "model.dropout=2"))
+    with pytest.raises(AblationError, match=r"tiny.yaml \(variant 'dropout'\)"):
+        plan(folder, "default")
+
+
+def test_bad_file_name_is_refused(tmp_path):
+    folder = write(tmp_path, GOOD, name="My Ablation.yaml")
+    with pytest.raises(AblationError, match="is not a slug"):
+        plan(folder, "default")
+
+
+def test_grid_names_are_slugs():
+    names = grid_variants(
+        "x.yaml", {"model.norm": ["batchnorm", "none"], "train.early_stopping": [True]}
+    )
+    assert list(names) == ["norm-batchnorm_early_stopping-true", "norm-none_early_stopping-true"]
