@@ -151,6 +151,8 @@ def _check_claim(c: dict, where: str) -> None:
         raise ClaimsError(f"{where}: give at most one of 'at_epoch' or 'reach'")
     if c.get("source") != "history" and ("at_epoch" in c or "reach" in c):
         raise ClaimsError(f"{where}: at_epoch and reach need source: history")
+    if c.get("source") == "history" and "at_epoch" not in c and "reach" not in c:
+        raise ClaimsError(f"{where}: source: history needs at_epoch or reach")
 
 
 # ----------------------------------------------------------------------------- values per run

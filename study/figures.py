@@ -47,6 +47,7 @@ __all__ = [
     "BASELINE_COLOR",
     "DEFAULT_FIGURES",
     "FIGURES",
+    "PNG_DPI",
     "Context",
     "FigureError",
     "FigureSpec",
@@ -61,6 +62,9 @@ BASELINE_COLOR = "#3b3b3b"
 
 DEFAULT_FIGURES = ("learning_curves", "test_accuracy")
 """Figures every ablation gets."""
+
+PNG_DPI = 150
+"""Resolution of the PNGs: sharp on dense screens; the report shows them at 100 CSS px per inch."""
 
 DIVERGED_COLOR = "#d62728"
 WEIGHT_VARIANTS = ("none", "l1", "l2")
@@ -423,7 +427,10 @@ def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figu
     if metric == "gap_acc":
         ax.axvline(0, color="0.5", lw=1, ls=":")
     ax.set_xlabel(label)
-    if percent:
+    if metric.startswith("gap"):
+        # A difference of two accuracies: percentage points, not a percentage.
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} pp"))
+    elif percent:
         _percent_axis(ax, "x")
     ax.set_ylim(len(variants) - 0.5, -0.5)
     fig.tight_layout()
@@ -836,18 +843,25 @@ def _shift_frame(ctx: Context, what: str) -> pd.DataFrame:
 
 def _adapted_handles() -> list[Line2D]:
     return [
-        Line2D([], [], color="k", ls="-", label="not adapted"),
-        Line2D([], [], color="k", ls="--", label="adapted (test-time statistics)"),
+        # Light grey: black would read as the baseline's colour.
+        Line2D([], [], color="0.6", ls="-", label="not adapted"),
+        Line2D([], [], color="0.6", ls="--", label="adapted (test-time statistics)"),
     ]
 
 
 def shift_severity(ctx: Context) -> tuple[Figure, str]:
     what = "shift_severity"
     df = _shift_frame(ctx, what)
-    df = df[df["severity"].notna() & df["slice"].isna()]
+    df = df[df["severity"].notna() & df["slice"].isna()].copy()
+    df["severity"] = df["severity"].astype(float)
+    # The clean test set (shift "clean", severity 0) is every corruption's starting point.
+    clean = df[(df["shift"] == "clean") | (df["severity"] == 0)]
+    df = df.drop(clean.index)
     if df.empty:
         raise FigureError(f"ablation {ctx.name!r}: {what} needs corruption rows in shift.csv")
-    df["severity"] = df["severity"].astype(float)
+    df = pd.concat(
+        [df] + [clean.assign(shift=name) for name in df["shift"].unique()], ignore_index=True
+    )
     per_seed = df.groupby(["variant", "seed", "shift", "severity", "adapted"], as_index=False)[
         "accuracy"
     ].mean()
@@ -1072,7 +1086,7 @@ def make_figures(
                     with _atomic_path(out_dir / f"{name}.{ext}") as tmp:
                         # No timestamps in the metadata: unchanged data gives unchanged files.
                         meta = {"Software": None} if ext == "png" else {"Date": None}
-                        fig.savefig(tmp, format=ext, dpi=150, metadata=meta)
+                        fig.savefig(tmp, format=ext, dpi=PNG_DPI, metadata=meta)
             finally:
                 plt.close(fig)
         captions[name] = caption

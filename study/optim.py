@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from study.startup import avoid_compiler_import
+
 __all__ = [
     "OPTIMIZERS",
     "build_optimizer",
@@ -325,4 +327,5 @@ def build_optimizer(cfg_optim: Mapping[str, Any], model: nn.Module) -> torch.opt
     groups (decayed weights, undecayed rest). L-BFGS needs a closure: ``optimizer.step(closure)``.
     """
     validate_optim(cfg_optim)
+    avoid_compiler_import()
     return OPTIMIZERS[cfg_optim["name"]](cfg_optim, model)

@@ -64,6 +64,9 @@ VERDICT_CLASS = {
 }
 
 
+_VERDICT_ORDER = {"supported": 0, "contradicted": 1, "inconclusive": 2, "not tested": 3}
+
+
 class ReportError(RuntimeError):
     """An input the report cannot do without (e.g. no runs.csv) is absent."""
 
@@ -98,7 +101,10 @@ def is_accuracy(metric: str) -> bool:
 
 
 def value(x: Any, metric: str) -> str:
-    """A metric value: accuracies as percentages, everything else to 3 significant digits."""
+    """A metric value: accuracies as percentages, accuracy gaps (train − test) in percentage
+    points, everything else to 3 significant digits."""
+    if is_accuracy(metric) and str(metric).startswith("gap"):
+        return f"{fmt(100 * _num(x))} pp" if _finite(x) else "n/a"
     return pct(x) if is_accuracy(metric) else fmt(_num(x))
 
 
@@ -116,6 +122,12 @@ def interval(lo: Any, hi: Any, metric: str, as_diff: bool = False) -> str:
         return ""
     f = (lambda v: diff(v, metric)) if as_diff else (lambda v: value(v, metric))
     return f"[{f(lo)}, {f(hi)}]"
+
+
+def count(x: Any) -> str:
+    """An integer-valued number (epochs, seeds) without decimals."""
+    x = _num(x)
+    return str(int(x)) if math.isfinite(x) and x.is_integer() else fmt(x)
 
 
 def duration(seconds: float) -> str:
@@ -208,6 +220,16 @@ def _run_environments(scale_dir: Path) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------------------------
 
 
+def _display_width(png: Path) -> int | None:
+    """CSS width at which a figure shows at its designed size (100 CSS px per inch)."""
+    from study.figures import PNG_DPI
+
+    header = png.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return round(int.from_bytes(header[16:20], "big") * 100 / PNG_DPI)
+
+
 def _figures_of(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
     from study.figures import figure_names
 
@@ -227,6 +249,7 @@ def _figures_of(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
                 "source": png,
                 "rel": f"figures/{ablation.name}/{name}.png",
                 "anchor": anchor("fig", ablation.name, name),
+                "width": _display_width(png),
             }
         )
     return out
@@ -334,7 +357,11 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
         if row["is_baseline"]:
             continue
         verdict = row["test_acc_verdict"] or "inconclusive"
-        entry = {"variant": row["variant"], "diff": row["test_acc_diff"], "ci": row["test_acc_diff_ci"]}
+        entry = {
+            "variant": row["variant"],
+            "diff": row["test_acc_diff"],
+            "ci": row["test_acc_diff_ci"],
+        }
         {"better": ctx["better"], "worse": ctx["worse"]}.get(verdict, ctx["noise"]).append(entry)
         sentence = {
             "variant": row["variant"],
@@ -474,7 +501,7 @@ def build_context(
                 "test_acc": value(r.get("test_acc"), "test_acc"),
                 "val_acc": value(r.get("val_acc"), "val_acc"),
                 "test_loss": value(r.get("test_loss"), "test_loss"),
-                "epochs": fmt(_num(r.get("epochs_run"))),
+                "epochs": count(r.get("epochs_run")),
                 "wall_s": fmt(_num(r.get("wall_s"))),
                 "config_hash": "" if pd.isna(r.get("config_hash")) else str(r.get("config_hash")),
             }
@@ -484,10 +511,16 @@ def build_context(
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,
-        "claim_counts": [{"verdict": k, "n": v} for k, v in sorted(counts.items())],
+        "claim_counts": [
+            {"verdict": k, "n": v}
+            for k, v in sorted(counts.items(), key=lambda kv: (_VERDICT_ORDER.get(kv[0], 9), kv[0]))
+        ],
         "setup": _setup(runs, ablations),
         "provenance": {
             "commit": git["commit"],
+            "commit_short": (
+                git["commit"][:12] if re.fullmatch(r"[0-9a-f]{40,64}", git["commit"]) else "unknown"
+            ),
             "dirty": git["dirty"],
             "packages": package_versions(),
             "run_versions": versions,
@@ -505,6 +538,13 @@ def build_context(
 # ------------------------------------------------------------------------------------------------
 # Rendering
 # ------------------------------------------------------------------------------------------------
+
+
+def _code_span(text: Any) -> Markup:
+    """A Markdown code span: its content is shown literally (HTML included), so it is only kept
+    on one line and stripped of backticks; a pipe is escaped so that it cannot end a table cell."""
+    text = str(text).replace("`", "'").replace("\n", " ").replace("|", "\\|")
+    return Markup(f"`{text}`")
 
 
 def _data_uri(path: Path) -> str:
@@ -532,7 +572,9 @@ def _environment(templates: Path, markdown: bool) -> jinja2.Environment:
             lstrip_blocks=True,
         )
     env.filters["data_uri"] = _data_uri
-    env.filters["path"] = lambda p: Markup(str(p))  # noqa: S704 - paths built from slugs here
+    # Paths are built by this module from ablation and figure names, never from free text.
+    env.filters["path"] = lambda p: Markup(str(p))
+    env.filters["code"] = _code_span
     env.filters["verdict_class"] = lambda v: VERDICT_CLASS.get(str(v), "neutral")
     return env
 

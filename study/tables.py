@@ -194,7 +194,7 @@ def gather(root: Path, levels: bool = False) -> Gathered:
     With ``levels`` the runs are tuning runs and carry a ``level`` column: the folder(s) between
     the variant and the seed (one learning-rate grid point).
     """
-    rows, histories, shifts = [], [], []
+    rows, histories, shifts = [], [], []  # a missing root (no tuning at all) gives empty tables
     for path in sorted(root.glob("**/metrics.json")) if root.is_dir() else []:
         parts = path.relative_to(root).parts[:-1]
         match = SEED_DIR.fullmatch(parts[-1]) if parts else None
@@ -236,7 +236,6 @@ def summarize(
     ablation: str,
     baseline: str,
     variants: list[str] | None = None,
-    seeds_planned: int | None = None,
 ) -> pd.DataFrame:
     """Per-variant summary of one ablation (columns documented in docs/architecture.md).
 
@@ -256,7 +255,6 @@ def summarize(
             "ablation": ablation,
             "variant": variant,
             "is_baseline": variant == baseline,
-            "seeds_planned": seeds_planned,
             "n_seeds": len(sub),
             "n_ok": int((status == "ok").sum()),
             "n_diverged": int((status == "diverged").sum()),
@@ -309,14 +307,13 @@ DISPLAY_METRICS = ["test_acc", "test_loss", "gap_acc", "epochs_run", "s_per_epoc
 
 
 def _seeds_cell(row) -> str:
-    n, planned = int(row["n_seeds"]), row["seeds_planned"]
-    text = str(n) if pd.isna(planned) or int(planned) == n else f"{n} of {int(planned)}"
+    n = int(row["n_seeds"])
     notes = []
     if row["n_diverged"]:
         notes.append(f"diverged {int(row['n_diverged'])}/{n}")
     if row["n_stopped_early"]:
         notes.append(f"stopped early {int(row['n_stopped_early'])}/{n}")
-    return text + (f" ({', '.join(notes)})" if notes else "")
+    return str(n) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _ci_cell(mean, lo, hi, signed: bool = False) -> str:
@@ -395,7 +392,7 @@ class Tables:
     runs: pd.DataFrame
     history: pd.DataFrame
     shift: pd.DataFrame
-    tuning: pd.DataFrame | None
+    tuning: pd.DataFrame
     summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -403,26 +400,24 @@ class Tables:
 def build_tables(scale_dir: Path, ablations: Mapping) -> Tables:
     """Read all runs of a scale and summarize each ablation that has runs.
 
-    ``ablations`` maps an ablation name to its spec (``study.ablation.Ablation``: baseline,
-    seeds, variants are used).
+    ``ablations`` maps an ablation name to its spec (``study.ablation.Ablation``; its baseline
+    and variant order are used). The number of seeds is what was run: scales cap the seeds of
+    an ablation file, and the workflow only aggregates once every planned run is complete.
     """
     scale_dir = Path(scale_dir)
     got = gather(scale_dir / "runs")
-    tune_dir = scale_dir / "tune"
-    tuning = gather(tune_dir, levels=True).runs if tune_dir.is_dir() else None
+    tuning = gather(scale_dir / "tune", levels=True).runs
     tables = Tables(got.runs, got.history, got.shift, tuning)
-    present = list(dict.fromkeys(got.runs["ablation"]))
-    for name in present:
-        spec = ablations.get(name)
-        if spec is None:
+    # Every ablation file gets its tables, even before any of its runs exist (the workflow
+    # declares them as outputs); its variants then show 0 seeds.
+    for name, spec in ablations.items():
+        tables.summaries[name] = summarize(got.runs, name, spec.baseline, list(spec.variants))
+    for name in dict.fromkeys(got.runs["ablation"]):
+        if name not in ablations:
             tables.notes.append(
                 f"runs/{name} has no ablation file: its runs are in runs.csv but it gets no "
                 "summary table"
             )
-            continue
-        tables.summaries[name] = summarize(
-            got.runs, name, spec.baseline, list(spec.variants), spec.seeds
-        )
     return tables
 
 
@@ -432,9 +427,8 @@ def render(tables: Tables) -> dict[str, str]:
         "runs.csv": tables.runs.to_csv(index=False),
         "history.csv": tables.history.to_csv(index=False),
         "shift.csv": tables.shift.to_csv(index=False),
+        "tuning.csv": tables.tuning.to_csv(index=False),
     }
-    if tables.tuning is not None:
-        out["tuning.csv"] = tables.tuning.to_csv(index=False)
     for name, summary in tables.summaries.items():
         out[f"{name}.csv"] = summary.to_csv(index=False)
         shown = display_table(summary)
@@ -465,17 +459,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", type=Path, help="claims ledger (conf/claims.yaml)")
     args = parser.parse_args(argv)
 
-    from study.ablation import load_ablations
-    from study.claims import evaluate, load_claims, tables_from_frames
+    from study.ablation import AblationError, load_ablations
+    from study.claims import ClaimsError, evaluate, load_claims, tables_from_frames
 
     try:
+        if not args.ablations.is_dir():
+            raise TablesError(f"{args.ablations}: no such folder of ablation files")
         claims = load_claims(args.claims) if args.claims else None
         tables = build_tables(args.scale_dir, load_ablations(args.ablations))
         files = render(tables)
         if claims is not None:
             frames = tables_from_frames(tables, args.scale_dir)
             files["claims.csv"] = evaluate(claims, frames).to_csv(index=False)
-    except ValueError as e:  # TablesError, ClaimsError and bad ablation files
+    except (TablesError, ClaimsError, AblationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for note in tables.notes:

@@ -1,4 +1,4 @@
-"""Augmentation on uint8 batches: shift, flip and cutout as specified, seeded, never at evaluation."""
+"""Augmentation on uint8 batches: shift, flip, cutout as specified, seeded, never at evaluation."""
 
 from __future__ import annotations
 

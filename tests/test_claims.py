@@ -358,6 +358,8 @@ def test_second_order_needs_fewer_but_costlier_iterations(tmp_path):
         ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
          " expect: higher}", "exactly one of 'variant' or 'variants'"),
         ("claims:\n  - {id: a, claim: x, kind: special, check: vibes}", "check 'vibes'"),
+        ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
+         " expect: lower, variant: e, source: history}", "needs at_epoch or reach"),
         ("claims:\n  - {id: a, claim: x, kind: special, check: early_stopping_near_minimum}",
          "missing ablation, reference, variant"),
     ],

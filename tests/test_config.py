@@ -1,4 +1,4 @@
-"""Every config file composes, validates, and trains for one tiny epoch: no config can rot unseen."""
+"""Every config file composes, validates and trains one tiny epoch: no config can rot unseen."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ SPECS = {
             "l1": ({"regularization.l1": 1e-4}, 0.84),
             "dropout": ({"model.dropout": 0.3}, 0.88),
         },
-        figures=["weight_histogram", "train_loss_curves", "epochs_to_target"],
+        figures=["weight_histogram", "train_loss_curves", "epochs_to_target", "generalization_gap"],
         diverged=[("l1", 2)],
     ),
     "optimizers": dict(
@@ -72,7 +72,7 @@ SPECS = {
             ),
         },
         tune={"key": "optim.lr", "factors": [0.1, 1.0, 10.0], "metric": "val_loss"},
-        figures=["lr_sensitivity", "lr_schedules"],
+        figures=["lr_sensitivity", "lr_schedules", "test_loss"],
         diverged=[],
     ),
     "grid": dict(
@@ -169,7 +169,10 @@ def _state_dict(rng: np.random.Generator, variant: str) -> dict[str, torch.Tenso
 
 
 def _shift_rows(rng: np.random.Generator, acc: float, variant: str) -> pd.DataFrame:
-    rows = []
+    rows = [
+        dict(shift="clean", severity=0, adapted=a, slice=None, accuracy=acc, loss=2 * (1 - acc))
+        for a in (False, True)
+    ]
     robust = 0.5 if variant == "batchnorm" else 1.0
     for shift in ("gaussian_noise", "contrast"):
         for severity in (1, 2, 3):

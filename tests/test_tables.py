@@ -56,8 +56,8 @@ def write_run(root: Path, ablation, variant, seed, status="ok", lr=0.1, level=No
     return folder
 
 
-def spec(baseline, variants, seeds=3):
-    return SimpleNamespace(baseline=baseline, variants={v: [] for v in variants}, seeds=seeds)
+def spec(baseline, variants):
+    return SimpleNamespace(baseline=baseline, variants={v: [] for v in variants})
 
 
 OPT_ACC = {"sgd": [0.85, 0.90, 0.86], "momentum": [0.90, 0.92, 0.88], "adam": [0.86, 0.91, 0.87]}
@@ -129,16 +129,15 @@ def test_diverged_runs_are_counted_but_their_losses_are_not_averaged(tmp_path):
     assert t.runs["test_loss"].max() == 1e9
 
 
-def test_missing_seeds_and_unplanned_variants_show(tmp_path):
+def test_variants_without_runs_and_unplanned_variants_show(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, "reg", "none", 0)
     write_run(runs, "reg", "extra", 0)
     write_run(runs, "other", "x", 0)  # no ablation file: kept in runs.csv only
-    t = build_tables(tmp_path, {"reg": spec("none", ["none", "dropout"], seeds=3)})
+    t = build_tables(tmp_path, {"reg": spec("none", ["none", "dropout"])})
     s = t.summaries["reg"]
     assert list(s.variant) == ["none", "dropout", "extra"]
     assert list(s.n_seeds) == [1, 0, 1]
-    assert "1 of 3" in render(t)["reg.md"]
     assert set(t.summaries) == {"reg"} and "other" in set(t.runs.ablation)
     assert any("runs/other has no ablation file" in n for n in t.notes)
 
@@ -167,7 +166,15 @@ def test_without_shift_files_the_shift_table_is_empty_with_its_columns(scale):
     assert t.shift.empty
     expected = ["ablation", "variant", "seed", "shift", "severity", "adapted", "slice", "accuracy"]
     assert list(t.shift.columns) == expected + ["loss"]
-    assert t.tuning is None and "tuning.csv" not in render(t)
+    assert list(t.tuning.columns) == ["ablation", "variant", "level", "seed", "status"]
+    assert t.tuning.empty and "tuning.csv" in render(t)
+
+
+def test_an_ablation_file_without_runs_still_gets_its_tables(scale):
+    t = build_tables(scale, {"schedules": spec("constant", ["constant", "cosine"])})
+    s = t.summaries["schedules"]
+    assert list(s.variant) == ["constant", "cosine"] and list(s.n_seeds) == [0, 0]
+    assert {"schedules.csv", "schedules.md", "schedules.tex"} <= set(render(t))
 
 
 def test_markdown_and_latex_render_the_summary(scale):
@@ -221,6 +228,7 @@ def test_cli_writes_every_table_and_the_claims(scale, ablation_dir, tmp_path, ca
         "runs.csv",
         "history.csv",
         "shift.csv",
+        "tuning.csv",
         "optimizers.csv",
         "optimizers.md",
         "optimizers.tex",
@@ -228,7 +236,7 @@ def test_cli_writes_every_table_and_the_claims(scale, ablation_dir, tmp_path, ca
     }  # no temporary files left behind
     assert pd.read_csv(out / "claims.csv").verdict.tolist() == ["supported"]
     assert len(pd.read_csv(out / "optimizers.csv")) == 3
-    assert "wrote 7 files" in capsys.readouterr().out
+    assert "wrote 8 files" in capsys.readouterr().out
 
 
 def test_cli_rejects_a_malformed_metrics_file_and_writes_nothing(scale, ablation_dir, capsys):
@@ -275,3 +283,9 @@ def test_a_run_without_history_is_an_error(tmp_path):
     (folder / "history.csv").unlink()
     with pytest.raises(tables.TablesError, match="history.csv is missing"):
         build_tables(tmp_path, {})
+
+
+def test_cli_rejects_a_missing_ablation_folder(scale, tmp_path, capsys):
+    assert main(["--scale-dir", str(scale), "--ablations", str(tmp_path / "nope")]) == 1
+    assert "no such folder of ablation files" in capsys.readouterr().err
+    assert not (scale / "tables").exists()

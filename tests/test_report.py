@@ -1,0 +1,219 @@
+"""The report from a small synthetic study: sections, numbers, escaping, links and provenance."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from test_figures import build_study
+
+from study import report
+from study.figures import make_figures
+from study.report import ReportError, build_context, write_report
+from study.tables import summarize
+
+XSS_VARIANT = "<script>alert(1)</script>"
+XSS_CLAIM = "Claims are text <img src=x onerror=alert(2)>"
+
+
+def _add_hostile_ablation(scale_dir, ablations):
+    """An ablation whose names carry HTML: the report must show them as text."""
+    tables = scale_dir / "tables"
+    runs = pd.read_csv(tables / "runs.csv", dtype={"variant": str, "ablation": str})
+    rows = runs[runs["ablation"] == "normalization"].copy()
+    rows["ablation"] = "xss"
+    rows["variant"] = rows["variant"].map({"none": "base", "batchnorm": XSS_VARIANT})
+    runs = pd.concat([runs, rows], ignore_index=True)
+    runs.to_csv(tables / "runs.csv", index=False)
+    summarize(runs, "xss", "base", ["base", XSS_VARIANT]).to_csv(tables / "xss.csv", index=False)
+    ablations["xss"] = replace(
+        ablations["normalization"],
+        name="xss",
+        title="Hostile <b>names</b> & co",
+        question="Does <script>alert(3)</script> stay text?",
+        baseline="base",
+        variants={"base": [], XSS_VARIANT: []},
+        figures=[],
+    )
+
+
+def _write_claims(scale_dir):
+    pd.DataFrame(
+        [
+            dict(id="reg_dropout", claim="Dropout improves test accuracy.",
+                 ablation="regularization", metric="test_acc", effect=0.0277, lo=0.0149,
+                 hi=0.0405, verdict="supported", figure="regularization/test_accuracy",
+                 detail="dropout - none"),
+            dict(id="xss", claim=XSS_CLAIM, ablation="xss", metric="test_acc", effect=0.01,
+                 lo=-0.02, hi=0.04, verdict="inconclusive", figure="xss/nothing", detail=""),
+            dict(id="second_order_cost", claim="Second-order methods cost more per step.",
+                 ablation="", metric="", effect=None, lo=None, hi=None, verdict="not tested",
+                 figure="second_order/iterations_vs_time", detail="second_order.csv is missing"),
+        ]
+    ).to_csv(scale_dir / "tables" / "claims.csv", index=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    scale_dir, ablations = build_study(root)
+    _add_hostile_ablation(scale_dir, ablations)
+    _write_claims(scale_dir)
+    # Two figures per ablation keep the test fast; the report includes whatever was drawn.
+    for name, ablation in ablations.items():
+        if name != "xss":
+            make_figures(scale_dir, ablation, ["test_accuracy", "learning_curves"])
+    out = root / "paper"
+    context = build_context(scale_dir, ablations, scale="smoke", repo=root)
+    write_report(context, out)
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    return {"root": root, "scale_dir": scale_dir, "ablations": ablations, "out": out,
+            "html": html, "md": md, "context": context}  # fmt: skip
+
+
+def test_every_section_is_rendered(built):
+    html, md = built["html"], built["md"]
+    for heading in ("Key findings", "Claims ledger", "Setup", "Provenance", "Appendix: all runs"):
+        assert f">{heading}</h2>" in html
+        assert f"## {heading}" in md
+    for name in built["ablations"]:
+        assert f'id="ablation-{name}"' in html
+    for title in ("Regularization", "Optimizers", "Optimizer × schedule"):
+        assert f"<h2>{title}</h2>" in html and f"## {title}" in md
+
+
+def test_numbers_cis_and_verdicts_come_from_the_summary(built):
+    html = built["html"]
+    summary = pd.read_csv(built["scale_dir"] / "tables" / "regularization.csv")
+    dropout = summary.set_index("variant").loc["dropout"]
+    # Accuracies as percentages with three significant digits, CIs in brackets.
+    mean, lo, hi = (100 * dropout[f"test_acc_{k}"] for k in ("mean", "lo", "hi"))
+    assert f"{mean:#.3g}%" in html
+    assert f"[{lo:#.3g}%, {hi:#.3g}%]" in html
+    d, dlo, dhi = (100 * dropout[f"test_acc_{k}"] for k in ("diff", "diff_lo", "diff_hi"))
+    assert f"+{d:#.3g} pp" in html and f"[+{dlo:#.3g} pp, +{dhi:#.3g} pp]" in html
+    assert dropout["test_acc_verdict"] == "better"
+    assert 'class="verdict good">better<' in html
+    assert "inconclusive, the interval contains 0" in html
+    assert f"p = {report.fmt(dropout['test_acc_p_holm'], 2)}" in html
+    # Key findings name the best variant of the data, not of the template.
+    best = summary.loc[summary["test_acc_mean"].idxmax(), "variant"]
+    assert f"highest mean test accuracy with <b>{best}</b>" in html
+    assert "Better than none: dropout" in " ".join(html.split())
+
+
+def test_diverged_runs_are_counted(built):
+    html = built["html"]
+    assert "3 (diverged 1/3)" in html
+    assert "1 of 3 runs diverged." in html
+    assert "1 of 12 runs diverged." in html
+
+
+def test_claims_ledger_links_figures(built):
+    html, md, context = built["html"], built["md"], built["context"]
+    claim = next(c for c in context["claims"] if c["id"] == "reg_dropout")
+    assert claim["effect"] == "+2.77 pp" and claim["ci"] == "[+1.49 pp, +4.05 pp]"
+    anchor = claim["figure_ref"]["anchor"]
+    assert f'href="#{anchor}"' in html and f'id="{anchor}"' in html
+    assert f"]({claim['figure_ref']['rel']})" in md
+    assert "second\\_order/iterations\\_vs\\_time (not drawn)" in md
+    assert 'class="verdict muted">not tested<' in html
+
+
+def test_values_from_data_are_escaped(built):
+    html, md = built["html"], built["md"]
+    for text in (html, md):
+        assert XSS_VARIANT not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert "<img src=x" not in text
+        assert "<script>alert(3)" not in text
+        assert "<b>names</b>" not in text
+    assert "Hostile &lt;b&gt;names&lt;/b&gt; &amp; co" in html
+    assert "<script" not in html  # the report itself runs no scripts either
+
+
+def test_html_is_self_contained(built):
+    html = built["html"]
+    srcs = re.findall(r'<img src="([^"]*)"', html)
+    assert len(srcs) == 8  # two figures for each of four ablations
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+
+
+def test_markdown_references_existing_files(built):
+    out, md = built["out"], built["md"]
+    targets = re.findall(r"\]\(([^)]+)\)", md)
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) == 8
+    for target in targets:
+        assert not target.startswith(("/", "http")), target
+        assert (out / target).is_file(), target
+    assert (out / "tables" / "regularization.tex").is_file()
+    # Atomic writes leave no temporary files behind.
+    assert not [p for p in out.rglob(".*") if p.is_file()]
+
+
+def test_provenance_has_runs_compute_and_config_hashes(built):
+    html, context = built["html"], built["context"]
+    prov = context["provenance"]
+    runs = pd.read_csv(built["scale_dir"] / "tables" / "runs.csv")
+    assert prov["n_runs"] == len(runs)
+    assert prov["compute"] == report.duration(runs["wall_s"].sum())
+    assert prov["commit"].startswith("unknown")  # the temporary folder is not a repository
+    assert any(p["name"] == "pandas" for p in prov["packages"])
+    for config_hash in runs["config_hash"].head(3):
+        assert config_hash in html
+
+
+def test_git_commit_and_dirty_flag(tmp_path):
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    try:
+        subprocess.run([*git, "init", "-q"], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not available")
+    (tmp_path / "a.txt").write_text("a")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    state = report.git_state(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and state["dirty"] is False
+    (tmp_path / "a.txt").write_text("b")
+    assert report.git_state(tmp_path)["dirty"] is True
+
+
+def test_formatting_helpers():
+    assert report.pct(0.85123) == "85.1%"
+    assert report.diff(0.0123, "test_acc") == "+1.23 pp"
+    assert report.diff(-0.5, "test_loss") == "-0.500"
+    assert report.value(0.0856, "gap_acc") == "8.56 pp"
+    assert report.interval(float("nan"), 1, "test_acc") == ""
+    assert report.md_escape("a|b_<i>") == "a\\|b\\_&lt;i&gt;"
+    assert report.count(4.0) == "4"
+    assert report.duration(7200) == "2.00 h"
+
+
+def test_missing_runs_table_is_one_clear_error(tmp_path, built):
+    with pytest.raises(ReportError, match=r"runs\.csv"):
+        build_context(tmp_path, built["ablations"])
+
+
+def test_cli(built, tmp_path):
+    conf = tmp_path / "ablation"
+    conf.mkdir()
+    (conf / "normalization.yaml").write_text(
+        "title: Normalization under shift\n"
+        "question: Which normalization is robust?\n"
+        "baseline: none\n"
+        "seeds: 2\n"
+        "variants:\n  none: []\n  batchnorm: [model.norm=batchnorm]\n"
+    )
+    out = tmp_path / "paper"
+    argv = ["--scale-dir", str(built["scale_dir"]), "--ablations", str(conf), "--out", str(out)]
+    assert report.main([*argv, "--scale", "smoke"]) == 0
+    html = (out / "report.html").read_text()
+    assert "Normalization under shift" in html and "Regularization</h2>" not in html
+    assert (out / "figures" / "normalization" / "test_accuracy.png").is_file()
