@@ -34,6 +34,7 @@ for _name in ABLATIONS:
                 caption="../paper/figure_caption.rst",
             ),
             svg=[f"{R}/figures/{_name}/{f}.svg" for f in figure_names(_name)],
+            captions=f"{R}/figures/{_name}/captions.json",
         log:
             f"{R}/logs/figures_{_name}.log",
         params:

@@ -264,11 +264,11 @@ class _Moments:
                 f"normalization layer with {channels} channels got input {tuple(x.shape)}; "
                 "AdaBN expects channels in dimension 1"
             )
-        dims = [0, *range(2, x.dim())]
         nb = x.numel() // channels
-        # torch's reduction kernels are numerically stable in float32 (as BatchNorm's own); the
-        # pooling across batches is done in float64.
-        var_b, mean_b = torch.var_mean(x.detach().float(), dim=dims, correction=0)
+        # BatchNorm's own statistics kernel (batch mean and population variance per channel, in
+        # float32 as in training): on CPU an order of magnitude faster than torch.var_mean over
+        # dims (0, 2, ...). The pooling across batches is done in float64.
+        mean_b, var_b = torch.batch_norm_update_stats(x.detach().float(), None, None, 0.0)
         mean_b, var_b = mean_b.double(), var_b.double()
         m2_b = var_b * nb
         if self.mean is None:

@@ -7,7 +7,6 @@ import sys
 
 import torch
 
-
 STEPS = """
 import torch
 torch.manual_seed(0)
