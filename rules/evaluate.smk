@@ -6,6 +6,7 @@ rule shift:
         model=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/model.pt",
         config=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/config.yaml",
         cache=lambda wc: f"{R}/data/{run_of(wc).dataset}.pt",
+        settings="conf/shift.yaml",
     output:
         f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/shift.csv",
     log:
@@ -13,7 +14,7 @@ rule shift:
     threads: TRAIN_THREADS
     shell:
         "python -m study.shift --run $(dirname {input.model}) --data {input.cache}"
-        " --threads {threads} 2> {log}"
+        " --threads {threads} --settings {input.settings} 2> {log}"
 
 
 rule second_order:

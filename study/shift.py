@@ -163,11 +163,10 @@ def _generator(seed: int, *key: object) -> torch.Generator:
 
 # ------------------------------------------------------------------------------
 # Gradual drift: the "model served for two years" scenario. The test set, in a fixed random order,
-# is cut into T consecutive time slices; slice t is corrupted at severity max_severity * t / (T -
-# 1), so the first slice is the clean deployment-day data and the last is as hard as the per-
-# corruption severity-max sets. Each image gets one corruption of the mix (balanced, seeded
-# assignment), so a slice mixes several kinds of decay at the same strength, as a fleet of ageing
-# sensors would.
+# is cut into T consecutive time slices; slice t is corrupted at severity max_severity·t/(T−1), so
+# the first slice is the clean deployment-day data and the last is as hard as the per-corruption
+# sets at max_severity. Each image gets one corruption of the mix (balanced, seeded assignment), so
+# a slice mixes several kinds of decay at the same strength, as a fleet of ageing sensors would.
 # ------------------------------------------------------------------------------
 def drift_slices(
     x: torch.Tensor,
@@ -203,11 +202,11 @@ def drift_slices(
 
 
 # ------------------------------------------------------------------------------
-# Class-prior (label) shift: p(y) changes, p(x | y) does not. Class k, in a seeded random order,
-# keeps a fraction ratio ** (-rank / (K - 1)) of its test images: the power-law ("exponential
-# profile") long-tailed subsets of Cui et al. 2019, where ratio = largest / smallest class count. BN
-# statistics estimated on such a subset are dominated by the frequent classes, which is where AdaBN
-# can hurt.
+# Class-prior (label) shift: p(y) changes, p(x | y) does not. The class of rank r (in a seeded
+# random order, the same at every level) keeps ratio^(−r/(K−1)) of n images, n the smallest class
+# size: the power-law ("exponential profile") long-tailed sets of Cui et al. 2019, with ratio =
+# largest / smallest class count. BN statistics re-estimated on such a set are dominated by the
+# frequent classes, which is where AdaBN can hurt.
 # ------------------------------------------------------------------------------
 def prior_proportions(n_classes: int, ratio: float, seed: int) -> torch.Tensor:
     """Target share of each class (sums to 1) for an imbalance ratio >= 1."""
@@ -239,8 +238,9 @@ def prior_shift_indices(y: torch.Tensor, n_classes: int, ratio: float, seed: int
 # AdaBN (Li et al. 2016, "Revisiting Batch Normalization For Practical Domain Adaptation").
 # ------------------------------------------------------------------------------
 def norm_modules(model: nn.Module) -> list[nn.Module]:
-    """Modules with running statistics: nn.BatchNorm*, and anything exposing the same interface
-    (the study's BatchRenorm). Modules created with track_running_stats=False have none."""
+    """Modules with running statistics: nn.BatchNorm* and its subclasses (the study's BatchRenorm),
+    and any other module exposing running_mean, running_var and reset_running_stats. Layers built
+    with track_running_stats=False have none."""
     found = []
     for m in model.modules():
         is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -304,10 +304,10 @@ def adapt_norm_statistics(
     current batch's statistics and writes them into the layer's running buffers just before its own
     eval-mode forward, which therefore normalizes with batch statistics exactly as a BatchNorm in
     training mode would; the hook also accumulates exact totals over all batches. This never calls
-    a layer's training-mode forward, which matters for Batch Renormalization: after a reset, its
-    training forward applies the r/d correction against mean 0, variance 1 and would pass the
-    un-normalized input on to deeper layers. momentum is untouched: totals are kept here, not by
-    each layer's moving average.
+    a layer's training-mode forward, which matters for Batch Renormalization: once relaxed (r_max
+    > 1, d_max > 0, as at the end of training), its training forward after a reset corrects
+    towards mean 0, variance 1 and passes a nearly un-normalized input on to deeper layers.
+    momentum is untouched: totals are kept here, not by each layer's moving average.
 
     ``outputs``, if given, receives the model's output for each batch of the pass. With all the
     data in one batch, every layer normalizes with the statistics of the whole set, which is

@@ -166,6 +166,24 @@ def apply_tuned_lr(cfg: DictConfig) -> None:
     cfg.optim.lr = float(lr)
 
 
+def git_state() -> dict:
+    """The study's commit and whether the working tree had changes (provenance of the numbers)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=10,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(status.strip()) if commit else None}
+
+
 def environment(device: torch.device) -> tuple[dict, dict]:
     import hydra
 
@@ -173,6 +191,7 @@ def environment(device: torch.device) -> tuple[dict, dict]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "hydra": hydra.__version__,
+        **git_state(),
     }
     hardware = {
         "machine": platform.machine(),
