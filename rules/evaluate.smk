@@ -12,6 +12,8 @@ rule shift:
     log:
         f"{R}/logs/shift/{{ablation}}_{{variant}}_seed{{seed}}.log",
     threads: TRAIN_THREADS
+    conda:
+        "../envs/study.yaml"
     shell:
         "python -m study.shift --run $(dirname {input.model}) --data {input.cache}"
         " --threads {threads} --settings {input.settings} 2> {log}"
@@ -27,6 +29,8 @@ rule second_order:
     log:
         f"{R}/logs/second_order.log",
     threads: TRAIN_THREADS
+    conda:
+        "../envs/study.yaml"
     shell:
         "python -m study.second_order --data {input} --out {output} --n {params.n}"
         " --threads {threads} 2> {log}"

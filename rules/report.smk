@@ -13,8 +13,13 @@ rule tables:
         table_files(),
     log:
         f"{R}/logs/tables.log",
+    params:
+        scale_dir=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
+        ablations=lambda wc, input: os.path.dirname(input.ablations[0]),
+    conda:
+        "../envs/study.yaml"
     shell:
-        "python -m study.tables --scale-dir {R} --ablations {ABLATION_DIR}"
+        "python -m study.tables --scale-dir {params.scale_dir} --ablations {params.ablations}"
         " --claims {input.claims} 2> {log}"
 
 
@@ -39,9 +44,13 @@ for _name in ABLATIONS:
             f"{R}/logs/figures_{_name}.log",
         params:
             ablation=_name,
+            scale_dir=lambda wc, output: os.path.dirname(os.path.dirname(output.captions)),
+            ablations=os.path.dirname(str(ABLATIONS[_name].path)),
+        conda:
+            "../envs/study.yaml"
         shell:
-            "python -m study.figures --scale-dir {R} --ablation {params.ablation}"
-            " --ablations {ABLATION_DIR} 2> {log}"
+            "python -m study.figures --scale-dir {params.scale_dir} --ablation {params.ablation}"
+            " --ablations {params.ablations} 2> {log}"
 
 
 rule report:
@@ -49,11 +58,20 @@ rule report:
         tables=rules.tables.output,
         figures=figure_files("png"),
         template=f"{PAPER}/templates/report.html.j2",
+        ablations=[str(a.path) for a in ABLATIONS.values()],
+        claims=CLAIMS,
     output:
         html=f"{PAPER}/report.html",
         md=f"{PAPER}/report.md",
     log:
         f"{R}/logs/report.log",
+    params:
+        scale_dir=lambda wc, input: os.path.dirname(os.path.dirname(input.tables[0])),
+        ablations=lambda wc, input: os.path.dirname(input.ablations[0]),
+        paper=lambda wc, output: os.path.dirname(output.html),
+        scale=SCALE,
+    conda:
+        "../envs/study.yaml"
     shell:
-        "python -m study.report --scale-dir {R} --ablations {ABLATION_DIR} --claims {CLAIMS}"
-        " --out {PAPER} --scale {SCALE} 2> {log}"
+        "python -m study.report --scale-dir {params.scale_dir} --ablations {params.ablations}"
+        " --claims {input.claims} --out {params.paper} --scale {params.scale} 2> {log}"

@@ -8,6 +8,8 @@ rule prepare_data:
         root=lambda wc: DATASETS[wc.dataset],
     log:
         f"{R}/logs/prepare_{{dataset}}.log",
+    conda:
+        "../envs/study.yaml"
     shell:
         "python -m study.data {wildcards.dataset} {params.root} {output} 2> {log}"
 
@@ -28,6 +30,8 @@ rule tune:
     threads: TRAIN_THREADS
     resources:
         gpu=lambda wc: gpus(tuning_run_of(wc)),
+    conda:
+        "../envs/study.yaml"
     shell:
         "python -m study.train {params.overrides} seed=0 threads={threads}"
         " run.out={params.out} run.ablation={wildcards.ablation}"
@@ -44,6 +48,8 @@ rule select_lr:
         metric=lambda wc: ABLATIONS[wc.ablation].tune["metric"],
     log:
         f"{R}/logs/select_lr_{{ablation}}.log",
+    conda:
+        "../envs/study.yaml"
     shell:
         "python -m study.tuning --metric {params.metric} --out {output.json} {input} > {log}"
 
@@ -70,6 +76,8 @@ rule train:
     threads: TRAIN_THREADS
     resources:
         gpu=lambda wc: gpus(run_of(wc)),
+    conda:
+        "../envs/study.yaml"
     shell:
         "python -m study.train {params.overrides} {params.tuned} seed={wildcards.seed}"
         " threads={threads} run.out={params.out} run.ablation={wildcards.ablation}"

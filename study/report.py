@@ -283,6 +283,8 @@ def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
                 "" if is_base else interval(r.get(f"{m}_diff_lo"), r.get(f"{m}_diff_hi"), m, True)
             )
             p = r.get(f"{m}_p_holm")
+            lo, hi = _num(r.get(f"{m}_diff_lo")), _num(r.get(f"{m}_diff_hi"))
+            row[f"{m}_ci_excludes_0"] = _finite(lo) and _finite(hi) and not lo <= 0 <= hi
             row[f"{m}_p_holm"] = "" if is_base else (fmt(_num(p), 2) if _finite(p) else "n/a")
             verdict = r.get(f"{m}_verdict")
             row[f"{m}_verdict"] = "" if is_base or pd.isna(verdict) else str(verdict)
@@ -313,9 +315,12 @@ def _effect_sentence(row: dict[str, Any], baseline: str, metric: str) -> str:
     text += f" ({'; '.join(details)})"
     verdict = row[f"{metric}_verdict"] or "inconclusive"
     if verdict == "inconclusive":
-        reason = (
-            "the interval contains 0" if row[f"{metric}_diff_ci"] else "fewer than two paired seeds"
-        )
+        if not row[f"{metric}_diff_ci"]:
+            reason = "fewer than two paired seeds"
+        elif row[f"{metric}_ci_excludes_0"]:
+            reason = "not significant after Holm correction over the ablation's variants"
+        else:
+            reason = "the interval contains 0"
         return f"{text}: inconclusive, {reason}"
     return f"{text}: {verdict}"
 
@@ -328,7 +333,7 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
         "title": ablation.title,
         "question": ablation.question,
         "baseline": ablation.baseline,
-        "seeds": ablation.seeds,
+        "seeds": _planned_seeds(ablation, own),
         "n_variants": len(ablation.variants),
         "anchor": anchor("ablation", ablation.name),
         "n_runs": len(own),
@@ -420,8 +425,27 @@ def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict])
     return out
 
 
+def _planned_seeds(ablation: Any, runs: pd.DataFrame) -> int:
+    """Seeds per variant as run: the ablation's own number, capped by the scale (plan.max_seeds)."""
+    cap = runs.get("config.plan.max_seeds", pd.Series(dtype=float)).dropna()
+    return min(ablation.seeds, int(cap.max())) if len(cap) else ablation.seeds
+
+
+def _effective_epochs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Epochs as trained: a scale may cap what an ablation asks for (train.max_epochs)."""
+    if "config.train.epochs" not in runs.columns or "config.train.max_epochs" not in runs.columns:
+        return runs
+    cap = pd.to_numeric(runs["config.train.max_epochs"], errors="coerce")
+    runs = runs.copy()
+    runs["config.train.epochs"] = runs["config.train.epochs"].where(
+        cap.isna(), runs["config.train.epochs"].clip(upper=cap)
+    )
+    return runs
+
+
 def _setup(runs: pd.DataFrame, ablations: dict[str, Any]) -> list[dict[str, str]]:
     """Facts of the setup, from the resolved configs of the runs (config.* columns)."""
+    runs = _effective_epochs(runs)
 
     def values(column: str) -> str:
         if column not in runs.columns:
@@ -452,7 +476,12 @@ def _setup(runs: pd.DataFrame, ablations: dict[str, Any]) -> list[dict[str, str]
         ("Schedules", values("config.schedule.name")),
         (
             "Seeds per variant",
-            ", ".join(f"{a.name} {a.seeds}" for a in ablations.values()),
+            ", ".join(
+                f"{a.name} {_planned_seeds(a, runs[runs['ablation'] == a.name])}"
+                for a in ablations.values()
+            )
+            if "ablation" in runs.columns
+            else "",
         ),
     ]
     return [{"key": k, "value": v} for k, v in facts if v]

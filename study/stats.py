@@ -113,12 +113,23 @@ def holm(pvalues: Iterable[float]) -> np.ndarray:
     return out
 
 
-def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
+def verdict(
+    lo: float,
+    hi: float,
+    higher_is_better: bool,
+    p_adjusted: float | None = None,
+    alpha: float = 0.05,
+) -> str:
     """'better', 'worse' or 'inconclusive' for a difference (variant − baseline) with CI [lo, hi].
 
-    An interval that contains 0, or is unknown (NaN), is inconclusive.
+    An interval that contains 0, or is unknown (NaN), is inconclusive. With ``p_adjusted`` (the
+    Holm-adjusted p-value of the comparison), an interval that excludes 0 but whose adjusted p is
+    not below ``alpha`` is inconclusive too: with many variants, some unadjusted intervals exclude
+    0 by chance.
     """
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0.0 <= hi:
+        return "inconclusive"
+    if p_adjusted is not None and not (math.isfinite(p_adjusted) and p_adjusted < alpha):
         return "inconclusive"
     up = lo > 0.0
     return "better" if up == higher_is_better else "worse"

@@ -280,9 +280,13 @@ def summarize(
     for m, higher in DIFF_METRICS.items():
         table[f"{m}_p_holm"] = holm(table[f"{m}_p"])
         table[f"{m}_verdict"] = [
-            "" if is_base else verdict(lo, hi, higher)
-            for is_base, lo, hi in zip(
-                table["is_baseline"], table[f"{m}_diff_lo"], table[f"{m}_diff_hi"], strict=True
+            "" if is_base else verdict(lo, hi, higher, p_holm)
+            for is_base, lo, hi, p_holm in zip(
+                table["is_baseline"],
+                table[f"{m}_diff_lo"],
+                table[f"{m}_diff_hi"],
+                table[f"{m}_p_holm"],
+                strict=True,
             )
         ]
     cols = list(rows[0].keys())

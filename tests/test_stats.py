@@ -122,3 +122,12 @@ def test_fmt_gives_three_significant_digits(x, text):
 
 def test_fmt_digits():
     assert fmt(0.031234, 2) == "0.031"
+
+
+def test_verdict_needs_the_holm_adjusted_p_below_alpha():
+    # The unadjusted interval excludes 0, but after Holm correction the evidence is not enough.
+    assert verdict(0.01, 0.03, True) == "better"
+    assert verdict(0.01, 0.03, True, p_adjusted=0.2) == "inconclusive"
+    assert verdict(0.01, 0.03, True, p_adjusted=0.01) == "better"
+    assert verdict(-0.03, -0.01, True, p_adjusted=0.01) == "worse"
+    assert verdict(-0.03, 0.01, True, p_adjusted=0.001) == "inconclusive"
