@@ -172,7 +172,9 @@ def write_torchvision_layout(root: Path) -> Path:
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for name in FASHION_MNIST_FILES.values():
-        (raw / name.removesuffix(".gz")).write_bytes(gzip.decompress((FASHION_ROOT / name).read_bytes()))
+        (raw / name.removesuffix(".gz")).write_bytes(
+            gzip.decompress((FASHION_ROOT / name).read_bytes())
+        )
     return root
 
 
@@ -188,9 +190,9 @@ class Cutout:
         import torch
 
         _, h, w = img.shape
-        cy, cx = (int(v) for v in torch.randint(0, h, (2,)))
-        top, left = max(cy - self.size // 2, 0), max(cx - self.size // 2, 0)
-        img[:, top : cy - self.size // 2 + self.size, left : cx - self.size // 2 + self.size] = 0
+        cy, cx = int(torch.randint(0, h, ())), int(torch.randint(0, w, ()))
+        top, left = cy - self.size // 2, cx - self.size // 2
+        img[:, max(top, 0) : top + self.size, max(left, 0) : left + self.size] = 0
         return img
 
 
@@ -269,7 +271,7 @@ def train_flops_per_image(model) -> tuple[float, float]:
 
 
 def matmul_peak(n: int, device, repeats: int) -> float:
-    """FLOP/s of an n×n float32 matmul loop: the attainable peak of this machine and thread count."""
+    """FLOP/s of an n×n float32 matmul loop: the attainable peak of the machine and thread count."""
     import torch
 
     a = torch.randn(n, n, device=device)
@@ -308,6 +310,7 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
     torch.set_num_threads(threads)
     device = pick_device(device_name)
     tmp = Path(tempfile.mkdtemp(prefix="study-bench-"))
+    loaders = {}
     try:
         if cache is None:
             cache = tmp / "fashion_mnist.pt"
@@ -326,15 +329,15 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
             (xs[i : i + sizes.batch_size], ys[i : i + sizes.batch_size])
             for i in range(0, len(ys), sizes.batch_size)
         ]
-        loaders = {
-            w: user_loader(
-                splits, write_torchvision_layout(tmp / "tv"), sizes.batch_size, w, 0, device
-            )
-            for w in sizes.workers
-        }
+        tv_root = write_torchvision_layout(tmp / "tv")
+        for w in sizes.workers:
+            loaders[w] = user_loader(splits, tv_root, sizes.batch_size, w, 0, device)
+        setup_s = []
 
         def run_a(run_cfg) -> float:
-            return float(train_run(run_cfg.copy())["images_per_s"])
+            metrics = train_run(run_cfg.copy())
+            setup_s.append(metrics["wall_s"] - metrics["train_s"] - metrics["eval_s"])
+            return float(metrics["images_per_s"])
 
         def run_b(workers: int) -> float:
             model = fresh_model(cfg, device)
@@ -345,7 +348,9 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
 
         def run_c() -> float:
             model = fresh_model(cfg, device)
-            return step_loop(premade, model, build_optimizer(cfg.optim, model), sizes.epochs, device)
+            return step_loop(
+                premade, model, build_optimizer(cfg.optim, model), sizes.epochs, device
+            )
 
         loops = {"a": lambda: run_a(cfg), "c": run_c}
         for w in sizes.workers:
@@ -366,8 +371,7 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
         peak = matmul_peak(sizes.matmul_n, device, max(sizes.repeats, 1))
         forward_flops, train_flops = train_flops_per_image(fresh_model(cfg, device))
     finally:
-        for loader in locals().get("loaders", {}).values():
-            del loader
+        loaders.clear()  # stops persistent loader processes
         shutil.rmtree(tmp, ignore_errors=True)
 
     report.section(
@@ -383,6 +387,11 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
             median(rates[f"b{w}"]),
             f"torchvision FashionMNIST + transforms + DataLoader, num_workers={w}{extra}",
         )
+    report.add(
+        "a_setup_s",
+        median(setup_s[1:]),
+        "in-run time of (a) outside steps and evaluation: data cache, model, output files",
+    )
     report.add("c_images_per_s", c, "compute only: pre-made normalized batches, same model/opt")
     report.add("ratio_a_b", a / b, "a / b (num_workers=0: same threads)")
     if 1 in sizes.workers and 0 in sizes.workers:
@@ -442,26 +451,43 @@ def time_command(argv: list[str], cwd: Path) -> tuple[float, str]:
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])} failed ({done.returncode}): {done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv[:3])} failed ({done.returncode}): {done.stderr[-2000:]}"
+        )
     return elapsed, done.stdout
 
 
-def startup(report: Report, repeats: int):
+def startup(report: Report, repeats: int, cache: Path | None, job_overrides=()):
     tmp = Path(tempfile.mkdtemp(prefix="study-bench-startup-"))
     try:
+        if cache is None:
+            from study.data import read_dataset, write_cache
+
+            cache = tmp / "fashion_mnist.pt"
+            write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
         probe = f"HEAVY = {HEAVY_MODULES!r}\nOUT = {str(tmp / 'run')!r}\n{JOB_PROBE}"
+        # A whole (short) training job as the workflow starts it: its wall time outside the
+        # run's own wall_s is what every job of a study pays on top of its in-run time.
+        real_job = [sys.executable, "-m", "study.train", "data.n_train=1280", "train.epochs=1"]
+        real_job += ["threads=1", "device=cpu", "run.verbose=false", *job_overrides]
+        real_job += [f"run.out={tmp / 'job'}", f"run.cache={cache}"]
         commands = {
             "torch": [sys.executable, "-c", "import torch"],
             "study_train": [sys.executable, "-c", "import study.train"],
             "job": [sys.executable, "-c", probe],
+            "real_job": real_job,
         }
-        # One untimed round fills the file cache, as a study's second job finds it.
+        # An untimed first round fills the file cache, as a study's second job finds it
+        # (skipped for a single repeat, which only checks that everything runs).
+        warm = 1 if repeats > 1 else 0
         times: dict[str, list[float]] = defaultdict(list)
         loaded: list[str] = []
-        for repeat in range(repeats + 1):
+        for repeat in range(repeats + warm):
             for name, argv in commands.items():
                 elapsed, stdout = time_command(argv, tmp)
-                if repeat:
+                if name == "real_job":
+                    elapsed -= read_metrics(tmp / "job" / "metrics.json")["wall_s"]
+                if repeat >= warm:
                     times[name].append(elapsed)
                 if name == "job":
                     loaded = json.loads(stdout.strip().splitlines()[-1])
@@ -478,6 +504,11 @@ def startup(report: Report, repeats: int):
         "study.train.main → Hydra compose → model → optimizer → first step (no data)",
     )
     report.add("startup_ratio", job_s / torch_s, "job start-up / import torch")
+    report.add(
+        "job_process_overhead_s",
+        median(times["real_job"]),
+        "python -m study.train: process wall − in-run wall_s (start-up, outputs, exit)",
+    )
     report.add(
         "startup_heavy_imports",
         len(heavy),
@@ -656,7 +687,7 @@ def eval_share(report: Report, scale_dir: Path) -> dict[str, tuple[float, float,
         rel = path.relative_to(scale_dir).parts
         metrics = read_metrics(path)
         kind = "tune" if rel[0] == "tune" else "runs"
-        key = f"{kind}/{metrics.get('ablation') or rel[1]}"
+        key = f"{kind}/{metrics.get('ablation') or rel[min(1, len(rel) - 2)]}"
         for k in (key, "all"):
             totals[k][0] += float(metrics.get("train_s") or 0.0)
             totals[k][1] += float(metrics.get("eval_s") or 0.0)
@@ -766,9 +797,7 @@ SECTIONS = ("throughput", "startup", "efficiency", "plan", "eval-share", "all")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m study.bench", description=__doc__.split("\n\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m study.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("section", nargs="?", default="throughput", choices=SECTIONS)
     p.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (for tests)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -807,10 +836,13 @@ def main(argv: list[str] | None = None) -> int:
             sizes.workers = tuple(int(w) for w in args.workers.split(",") if w.strip())
         throughput(report, sizes, args.threads, args.device, args.cache)
     if "startup" in sections:
-        startup(report, args.repeats or (1 if args.quick else 7))
+        quick = Sizes.quick().eval_overrides if args.quick else ()
+        startup(report, args.repeats or (1 if args.quick else 7), args.cache, quick)
     if "plan" in sections:
         n_runs = args.runs or (12 if args.quick else 1000)
-        plan_time(report, n_runs, args.repeats or (1 if args.quick else 3), not args.quick, "default")
+        plan_time(
+            report, n_runs, args.repeats or (1 if args.quick else 3), not args.quick, "default"
+        )
     study_sections = [s for s in ("efficiency", "eval-share") if s in sections]
     if study_sections:
         scale_dir = args.scale_dir.resolve()

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from study.outputs import atomic_path
 
 FASHION_MNIST_FILES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -213,11 +214,8 @@ def check_consistent(raw: dict, source: str) -> None:
 
 
 def write_cache(raw: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save({k: raw[k] for k in (*CACHE_KEYS, "classes")}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({k: raw[k] for k in (*CACHE_KEYS, "classes")}, tmp)
 
 
 def read_cache(path: str | Path) -> dict:

@@ -23,16 +23,16 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import re
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from study.outputs import atomic_path
 
 matplotlib.use("Agg")
 
@@ -1044,20 +1044,6 @@ def figure_names(ablation: Any) -> list[str]:
     return list(dict.fromkeys([*DEFAULT_FIGURES, *extra]))
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _style() -> contextlib.AbstractContextManager:
     rc = {
         **sns.axes_style("whitegrid"),
@@ -1083,7 +1069,7 @@ def make_figures(
             fig, caption = FIGURES[name].draw(ctx)
             try:
                 for ext in ("png", "svg"):
-                    with _atomic_path(out_dir / f"{name}.{ext}") as tmp:
+                    with atomic_path(out_dir / f"{name}.{ext}") as tmp:
                         # No timestamps in the metadata: unchanged data gives unchanged files.
                         meta = {"Software": None} if ext == "png" else {"Date": None}
                         fig.savefig(tmp, format=ext, dpi=PNG_DPI, metadata=meta)
@@ -1092,7 +1078,7 @@ def make_figures(
         captions[name] = caption
     path = out_dir / "captions.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps({**previous, **captions}, indent=2, ensure_ascii=False) + "\n")
     return captions
 

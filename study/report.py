@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import importlib.metadata
 import json
 import math
@@ -25,8 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from study.outputs import atomic_path
 from study.stats import fmt
 
 __all__ = ["ReportError", "build_context", "main", "render_report", "write_report"]
@@ -615,33 +613,20 @@ def render_report(context: dict[str, Any], templates: Path = TEMPLATES) -> dict[
     return {"report.html": html.render(**context), "report.md": md.render(**context)}
 
 
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_report(context: dict[str, Any], out: str | Path, templates: Path = TEMPLATES) -> None:
     """Render and write the report with its figures and LaTeX tables (every file atomically)."""
     out = Path(out)
     texts = render_report(context, templates)
     for section in context["sections"]:
         for fig in section["figures"]:
-            with _atomic(out / fig["rel"]) as tmp:
+            with atomic_path(out / fig["rel"]) as tmp:
                 shutil.copyfile(fig["source"], tmp)
         if section["tex"]:
-            with _atomic(out / section["tex"]["rel"]) as tmp:
+            with atomic_path(out / section["tex"]["rel"]) as tmp:
                 shutil.copyfile(section["tex"]["source"], tmp)
     # The documents last, so they never reference a figure that is not there yet.
     for name, text in texts.items():
-        with _atomic(out / name) as tmp:
+        with atomic_path(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +34,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from study.outputs import atomic_path
 
 __all__ = ["COLUMNS", "METHODS", "compare", "load_problem", "main", "reference_loss", "write_csv"]
 
@@ -237,18 +237,10 @@ def load_problem(path: str | Path, n: int = 2000) -> tuple[torch.Tensor, torch.T
 
 def write_csv(rows: list[dict], out: str | Path) -> None:
     """Write ``rows`` to ``out`` atomically (temp file in the same folder, then ``os.replace``)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,9 +20,7 @@ import argparse
 import copy
 import csv
 import math
-import os
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -31,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from study.outputs import atomic_path
 
 COLUMNS = ("shift", "severity", "adapted", "slice", "accuracy", "loss", "param", "n", "n_norm")
 DEFAULT_SETTINGS = Path(__file__).resolve().parents[1] / "conf" / "shift.yaml"
@@ -516,21 +516,14 @@ def evaluate_run(
 
 def write_csv(rows: list[dict], path: str | Path) -> None:
     """Write rows atomically: a temp file in the same folder, then os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
-            w.writeheader()
-            for r in rows:
-                out = dict(r)
-                for k in ("accuracy", "loss"):
-                    out[k] = f"{r[k]:.6f}"
-                w.writerow(out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in rows:
+            out = dict(r)
+            for k in ("accuracy", "loss"):
+                out[k] = f"{r[k]:.6f}"
+            w.writerow(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

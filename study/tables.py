@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from study.outputs import write_text
 from study.stats import fmt, holm, mean_ci, paired_diff, verdict
 
 STATUSES = ("ok", "diverged", "stopped_early")
@@ -441,19 +440,6 @@ def render(tables: Tables) -> dict[str, str]:
     return out
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m study.tables", description=__doc__.split("\n")[0]
@@ -482,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}", file=sys.stderr)
     out_dir = args.scale_dir / "tables"
     for name, text in files.items():
-        atomic_write(out_dir / name, text)
+        write_text(out_dir / name, text)
     print(f"wrote {len(files)} files to {out_dir} ({len(tables.runs)} runs)")
     return 0
 

@@ -24,7 +24,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from study.batches import iid_order, non_iid_order
+from study.checkpoint import BestEpoch, Checkpoint
 from study.config import CONF_DIR, ConfigError, config_hash, validate
+from study.outputs import atomic_path, write_text
 
 log = logging.getLogger("study.train")
 
@@ -48,17 +51,6 @@ HISTORY_COLUMNS = (
 # ---------------------------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary sibling and rename, so readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
 def finite_or_none(value):
     """JSON has no NaN: a diverged run's missing numbers are written as null."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -74,39 +66,6 @@ def write_history(path: Path, rows: list[dict]) -> None:
     lines = [",".join(HISTORY_COLUMNS)]
     lines += [",".join(fmt(row[c]) for c in HISTORY_COLUMNS) for row in rows]
     write_text(path, "\n".join(lines) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------
-# Batches
-# ---------------------------------------------------------------------------------------------
-
-
-def iid_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """A fresh permutation each epoch, cut into full batches (a ragged last batch is dropped:
-    a BatchNorm batch of one or two images would make the comparison of norms unfair)."""
-    steps = n // batch_size
-    return torch.randperm(n, generator=generator, device=generator.device)[: steps * batch_size]
-
-
-def non_iid_order(
-    y: torch.Tensor, batch_size: int, classes_per_batch: int, generator: torch.Generator
-) -> torch.Tensor:
-    """Batches drawn from only ``classes_per_batch`` classes each (Ioffe 2017, Sec. 4.3, used
-    16 labels × 2 images): shuffle within each class, cut the classes into equal chunks, shuffle
-    the chunks, and put ``classes_per_batch`` consecutive chunks into a batch."""
-    chunk = batch_size // classes_per_batch
-    perm = torch.randperm(len(y), generator=generator, device=generator.device)
-    by_class = perm[torch.argsort(y[perm], stable=True)]
-    counts = torch.bincount(y)
-    pieces, start = [], 0
-    for count in counts.tolist():
-        usable = count - count % chunk
-        pieces.append(by_class[start : start + usable].view(-1, chunk))
-        start += count
-    chunks = torch.cat(pieces)
-    chunks = chunks[torch.randperm(len(chunks), generator=generator, device=generator.device)]
-    usable = len(chunks) - len(chunks) % classes_per_batch
-    return chunks[:usable].reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,68 +162,6 @@ def environment(device: torch.device) -> tuple[dict, dict]:
     if device.type == "cuda":
         hardware["gpu"] = torch.cuda.get_device_name(device)
     return versions, hardware
-
-
-class BestEpoch:
-    """Tracks the epoch with the lowest validation loss; with early stopping, also its weights.
-
-    ``update`` returns True when training should stop: ``patience`` epochs have passed without a
-    lower validation loss. ``restore`` then loads the best epoch's weights (Prechelt 1998).
-    """
-
-    def __init__(self, early_stopping: bool, patience: int):
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.epoch = 0
-        self.val_loss = math.inf
-        self.state = None
-
-    def update(self, epoch: int, val_loss: float, model) -> bool:
-        if val_loss < self.val_loss:
-            self.epoch, self.val_loss = epoch, val_loss
-            if self.early_stopping:
-                self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            return False
-        return self.early_stopping and epoch - self.epoch >= self.patience
-
-    def restore(self, model) -> bool:
-        if self.state is None:
-            return False
-        model.load_state_dict(self.state)
-        return True
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "val_loss": self.val_loss, "state": self.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.val_loss, self.state = state["epoch"], state["val_loss"], state["state"]
-
-
-class Checkpoint:
-    """Epoch checkpoint for long runs: a preempted job continues where it stopped, with every
-    random generator restored, so the resumed run gives the numbers an uninterrupted one would."""
-
-    def __init__(self, out: Path, enabled: bool, digest: str):
-        self.path = out / "checkpoint.pt"
-        self.enabled = enabled
-        self.digest = digest
-
-    def load(self):
-        if not (self.enabled and self.path.is_file()):
-            return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state.get("config_hash") != self.digest:
-            log.warning("ignoring %s: written by a different config", self.path)
-            return None
-        return state
-
-    def save(self, **state) -> None:
-        if self.enabled:
-            state["config_hash"] = self.digest
-            atomic_write(self.path, lambda tmp: torch.save(state, tmp))
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def train_run(cfg: DictConfig) -> dict:
@@ -522,7 +419,8 @@ def train_run(cfg: DictConfig) -> dict:
         config=OmegaConf.to_container(cfg, resolve=True), versions=versions, hardware=hardware
     )
     write_history(out / "history.csv", history)
-    atomic_write(out / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     checkpoint.remove()

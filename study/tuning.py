@@ -16,9 +16,10 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 from pathlib import Path
+
+from study.outputs import write_text
 
 
 class TuningError(ValueError):
@@ -70,13 +71,6 @@ def select(points: list[dict], metric: str = "val_loss") -> dict[str, dict]:
     return selection
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def selection_csv(selection: dict[str, dict]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -107,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except TuningError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    write_atomic(args.out.with_suffix(".csv"), selection_csv(selection))
-    write_atomic(args.out, json.dumps(selection, indent=1) + "\n")
+    write_text(args.out.with_suffix(".csv"), selection_csv(selection))
+    write_text(args.out, json.dumps(selection, indent=1) + "\n")
     for variant, s in selection.items():
         note = " (all diverged)" if s["all_diverged"] else " (edge of grid)" if s["at_edge"] else ""
         print(f"{variant}: lr {s['lr']:g}{note}")

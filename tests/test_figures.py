@@ -241,7 +241,8 @@ def _write_run(
 
 def build_study(root: Path) -> tuple[Path, dict[str, Ablation]]:
     """A smoke-scale results folder with run folders, tuning runs and the aggregated tables."""
-    from study.tables import atomic_write, build_tables, render
+    from study.outputs import write_text
+    from study.tables import build_tables, render
 
     rng = np.random.default_rng(0)
     scale_dir = root / "results" / SCALE
@@ -279,7 +280,7 @@ def build_study(root: Path) -> tuple[Path, dict[str, Ablation]]:
                         (tune_dir / "metrics.json").write_text(json.dumps(metrics))
     tables = build_tables(scale_dir, ablations)
     for filename, text in render(tables).items():
-        atomic_write(scale_dir / "tables" / filename, text)
+        write_text(scale_dir / "tables" / filename, text)
     return scale_dir, ablations
 
 

@@ -1,0 +1,131 @@
+"""The study on a real SLURM cluster: the laptop's command with `--profile profiles/slurm` runs
+every job through sbatch and gives the laptop's numbers, value for value.
+
+The cluster is the single-node one that `.ci/slurm/start` sets up on this machine (slurmctld,
+slurmd and munge on localhost, no accounting database). In CI (CI set) a cluster that cannot be
+started fails these tests; elsewhere they are skipped only when SLURM is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+import time
+
+import pytest
+from workflow_copy import (
+    ROOT,
+    assert_same_runs,
+    comparable_runs,
+    copy_workflow,
+    reference_study,
+    snakemake,
+    tail,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+# A real cluster waits 40 s before its first status check; on a local cluster whose jobs take
+# seconds that wait would dominate, so the tests check after 2 s (the profile is unchanged).
+FAST_STATUS = ("--slurm-init-seconds-before-status-checks", "2")
+
+
+def cluster_answers() -> bool:
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+        nodes = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    usable = {"idle", "mixed", "allocated", "completing"}
+    return "is UP" in ping.stdout and bool(usable & set(nodes.stdout.split()))
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A SLURM cluster that answers; started (and afterwards stopped) here if none runs."""
+    if cluster_answers():
+        yield
+        return
+    installed = all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged"))
+    if not installed and not os.environ.get("CI"):
+        pytest.skip("SLURM is not installed (.ci/slurm/start installs and starts it, as root)")
+    start = subprocess.run(
+        [str(ROOT / ".ci/slurm/start")], capture_output=True, text=True, timeout=600
+    )
+    if start.returncode != 0 or not cluster_answers():
+        pytest.fail(f".ci/slurm/start could not start a cluster:\n{start.stdout}\n{start.stderr}")
+    yield
+    subprocess.run([str(ROOT / ".ci/slurm/stop")], capture_output=True, timeout=120)
+
+
+def test_smoke_study_through_sbatch_gives_the_local_numbers(
+    slurm_cluster, tmp_path, tmp_path_factory
+):
+    local = reference_study(tmp_path_factory)
+    study = copy_workflow(tmp_path / "study")
+    start = time.perf_counter()
+    result = snakemake(
+        study, "--profile", "profiles/slurm", "--config", "scale=smoke", *FAST_STATUS
+    )
+    seconds = time.perf_counter() - start
+    assert result.returncode == 0, tail(result)
+    print(f"\nreduced smoke study: SLURM {seconds:.0f} s, local (--cores 2) {local.seconds:.0f} s")
+
+    # Every job went through sbatch: one SLURM job per job of the DAG except the target rule.
+    log = result.stdout + result.stderr
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
+    planned = re.search(r"^total\s+(\d+)$", log, re.MULTILINE)
+    assert planned, tail(result)
+    assert len(set(submitted)) == int(planned.group(1)) - 1, tail(result)
+    assert (study / "paper/report.html").is_file()
+    assert_same_runs(comparable_runs(study), comparable_runs(local.path))
+
+
+def test_a_cuda_run_asks_the_scheduler_for_a_gpu(slurm_cluster, tmp_path):
+    # The workflow declares resources gpu=1 for each run whose device is cuda ...
+    study = copy_workflow(tmp_path / "study")
+    ablation = study / "conf/ablation/regularization.yaml"
+    ablation.write_text(ablation.read_text().replace("common: [", "common: [device=cuda, "))
+    plan = snakemake(study, "-n", "--profile", "profiles/slurm", "--config", "scale=smoke")
+    assert plan.returncode == 0, tail(plan)
+    jobs = plan.stdout.split("\n\n")
+    train = [j for j in jobs if re.search(r"^rule train:", j, re.MULTILINE)]
+    prepare = [j for j in jobs if re.search(r"^rule prepare_data:", j, re.MULTILINE)]
+    assert train and prepare, tail(plan)
+    assert all(re.search(r"resources: .*\bgpu=1\b", j) for j in train), train[0]
+    assert not any(re.search(r"\bgpu=1\b", j) for j in prepare), prepare[0]
+
+    # ... and the profile turns that resource into a GPU allocation (this node offers one GPU
+    # slot, bound to /dev/null where the machine has none), while other jobs get no GPU.
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "gpu/Snakefile").write_text(
+        textwrap.dedent(
+            """\
+            rule all:
+                input: "gpu.txt", "cpu.txt"
+
+            rule on_gpu:
+                output: "gpu.txt"
+                resources: gpu=1
+                shell: "echo ${{CUDA_VISIBLE_DEVICES:-none}} > {output}"
+
+            rule on_cpu:
+                output: "cpu.txt"
+                resources: gpu=0
+                shell: "echo ${{CUDA_VISIBLE_DEVICES:-none}} > {output}"
+            """
+        )
+    )
+    # Jobs inherit the submitting environment (sbatch --export=ALL): start from one without a GPU.
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    result = snakemake(
+        tmp_path / "gpu", "--profile", str(ROOT / "profiles/slurm"), *FAST_STATUS, env=env
+    )
+    assert result.returncode == 0, tail(result)
+    assert (tmp_path / "gpu/gpu.txt").read_text().strip() != "none"
+    assert (tmp_path / "gpu/cpu.txt").read_text().strip() == "none"
