@@ -44,7 +44,9 @@ for _name in ABLATIONS:
             f"{R}/logs/figures_{_name}.log",
         params:
             ablation=_name,
-            scale_dir=lambda wc, output: os.path.dirname(os.path.dirname(output.captions)),
+            scale_dir=lambda wc, output: os.path.dirname(
+                os.path.dirname(os.path.dirname(output.captions))
+            ),
             ablations=os.path.dirname(str(ABLATIONS[_name].path)),
         conda:
             "../envs/study.yaml"

@@ -191,6 +191,7 @@ RULES: dict[str, tuple] = {
     "train.patience": int_at_least(1),
     "train.diverge_factor": real_above(1.0),
     "train.checkpoint": BOOLEAN,
+    "train.precision": one_of("fp32", "bf16"),
     "regularization.l1": real_at_least(0.0),
     "regularization.l2": real_at_least(0.0),
     "augment.shift": int_at_least(0),

@@ -253,6 +253,38 @@ def _figures_of(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
     return out
 
 
+# Per-variant facts beyond accuracy: when the best validation epoch came, how long training ran,
+# and what the weights look like (the L1-sparsity and weight-norm claims).
+DYNAMICS = ("best_epoch", "epochs_run", "weight_sparsity", "weight_norm", "gap_loss")
+
+
+def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
+    """The learning rates the tuning step chose on the validation split (tuned ablations)."""
+    table = _read_csv(scale_dir / "selection" / f"{ablation.name}.csv")
+    if table is None or not ablation.tune:
+        return []
+    rows = []
+    for _, r in table.iterrows():
+        note = []
+        if str(r.get("all_diverged")) == "True":
+            note.append("every rate diverged")
+        elif str(r.get("at_edge")) == "True":
+            note.append("best rate on the edge of the grid")
+        n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
+        if n_div:
+            note.append(f"{n_div} rate{'s' if n_div > 1 else ''} diverged")
+        rows.append(
+            {
+                "variant": str(r["variant"]),
+                "lr": fmt(_num(r.get("lr"))),
+                "value": fmt(_num(r.get("value"))),
+                "metric": str(r.get("metric", "")),
+                "note": "; ".join(note),
+            }
+        )
+    return rows
+
+
 def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
     rows = []
     for _, r in summary.iterrows():
@@ -270,7 +302,7 @@ def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
             + (f" (diverged {n_div}/{n})" if n_div else "")
             + (f" (stopped early {n_stop}/{n})" if n_stop else ""),
         }
-        for m in ("test_acc", "test_loss", "gap_acc", "s_per_epoch"):
+        for m in (*("test_acc", "test_loss", "gap_acc", "s_per_epoch"), *DYNAMICS):
             row[m] = value(r.get(f"{m}_mean"), m)
             row[f"{m}_ci"] = interval(r.get(f"{m}_lo"), r.get(f"{m}_hi"), m)
             row[f"{m}_mean_raw"] = _num(r.get(f"{m}_mean"))
@@ -352,6 +384,7 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
         return ctx
     rows = _variant_rows(summary, ablation.baseline)
     ctx["rows"] = rows
+    ctx["selection"] = _selection_rows(scale_dir, ablation)
     ranked = [r for r in rows if math.isfinite(r["test_acc_mean_raw"])]
     if ranked:
         best = max(ranked, key=lambda r: r["test_acc_mean_raw"])

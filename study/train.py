@@ -74,20 +74,30 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, mean, std, batch_size: int) -> tuple[float, float]:
+def evaluate(
+    model, x, y, mean, std, batch_size: int, precision: str = "fp32", memory_format=None
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy in eval mode (one host sync per split)."""
     from study.data import normalize
 
     model.eval()
+    memory_format = memory_format or torch.contiguous_format
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for i in range(0, len(x), batch_size):
-        logits = model(normalize(x[i : i + batch_size], mean, std)).float()
+        xb = normalize(x[i : i + batch_size], mean, std).contiguous(memory_format=memory_format)
+        with autocast(x.device, precision):
+            logits = model(xb).float()
         target = y[i : i + batch_size]
         loss += F.cross_entropy(logits, target, reduction="sum").double()
         correct += (logits.argmax(1) == target).sum()
     n = max(len(x), 1)
     return float(loss) / n, int(correct) / n
+
+
+def autocast(device: torch.device, precision: str):
+    """bfloat16 autocast when asked for (GPU runs): matmuls in bf16, weights and loss in fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def weight_statistics(model) -> tuple[float, float]:
@@ -182,6 +192,11 @@ def train_run(cfg: DictConfig) -> dict:
     (out / "metrics.json").unlink(missing_ok=True)  # a stale result must not outlive a rerun
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
+    if device.type == "cuda":
+        # Same config, same numbers on a GPU too: deterministic kernels, no autotuning.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
     digest = config_hash(cfg)
 
     splits = load_splits(cfg.data, cfg.run.get("cache")).to(device)
@@ -189,8 +204,11 @@ def train_run(cfg: DictConfig) -> dict:
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, splits.in_shape, splits.n_classes).to(device)
-    if device.type == "cuda" and cfg.model.name == "resnet":
-        model = model.to(memory_format=torch.channels_last)
+    # channels_last lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
+    channels_last = device.type == "cuda" and cfg.model.name == "resnet"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    precision = cfg.train.precision
     optimizer = build_optimizer(cfg.optim, model)
     n_params = sum(p.numel() for p in model.parameters())
     n_train, batch_size = len(splits.train_y), cfg.train.batch_size
@@ -269,7 +287,8 @@ def train_run(cfg: DictConfig) -> dict:
             xb = splits.train_x[idx]
             if augmenting:
                 xb = augment_batch(xb, cfg.augment, generator)
-            xb, yb = normalize(xb, mean, std), splits.train_y[idx]
+            xb = normalize(xb, mean, std).contiguous(memory_format=memory_format)
+            yb = splits.train_y[idx]
             lr = base_lr * lr_factor(step, total_steps, steps_per_epoch, cfg.schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -278,7 +297,9 @@ def train_run(cfg: DictConfig) -> dict:
 
             def closure(xb=xb, yb=yb):
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
+                with autocast(device, precision):
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
                 objective = loss + penalty(model, l1, l2) if penalized else loss
                 objective.backward()
                 closure.loss = loss.detach()
@@ -312,20 +333,15 @@ def train_run(cfg: DictConfig) -> dict:
             break
 
         t0 = time.perf_counter()
-        train_loss, train_acc = evaluate(
-            model,
-            splits.train_x[:eval_n],
-            splits.train_y[:eval_n],
-            mean,
-            std,
-            cfg.train.eval_batch_size,
-        )
-        val_loss, val_acc = evaluate(
-            model, splits.val_x, splits.val_y, mean, std, cfg.train.eval_batch_size
-        )
-        test_loss, test_acc = evaluate(
-            model, splits.test_x, splits.test_y, mean, std, cfg.train.eval_batch_size
-        )
+        scores = [
+            evaluate(model, x, y, mean, std, cfg.train.eval_batch_size, precision, memory_format)
+            for x, y in (
+                (splits.train_x[:eval_n], splits.train_y[:eval_n]),
+                (splits.val_x, splits.val_y),
+                (splits.test_x, splits.test_y),
+            )
+        ]
+        (train_loss, train_acc), (val_loss, val_acc), (test_loss, test_acc) = scores
         epoch_eval_s = time.perf_counter() - t0
         eval_s += epoch_eval_s
         row = dict(

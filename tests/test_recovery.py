@@ -101,7 +101,7 @@ def test_killed_study_recovers_and_matches_an_uninterrupted_one(tmp_path, tmp_pa
     assert "cannot be locked" in again.stdout + again.stderr, tail(again)
 
     # ... so the recovery is: unlock, then rerun, redoing the jobs that were running.
-    unlock = snakemake(study, "--unlock", *SMOKE)
+    unlock = snakemake(study, "--unlock")
     assert unlock.returncode == 0, tail(unlock)
     rerun = snakemake(study, "--cores", "2", *SMOKE, "--rerun-incomplete")
     assert rerun.returncode == 0, tail(rerun)

@@ -188,3 +188,11 @@ def test_command_line_error_is_one_line_and_non_zero(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "optim.lr" in errors[0]
     assert not (tmp_path / "bad" / "metrics.json").exists()
+
+
+def test_bfloat16_autocast_trains_and_changes_the_arithmetic(tmp_path, fashion_cache):
+    fp32, _ = run(tmp_path, fashion_cache, name="fp32")
+    bf16, _ = run(tmp_path, fashion_cache, "train.precision=bf16", name="bf16")
+    assert bf16["status"] == "ok"
+    assert bf16["test_acc"] == pytest.approx(fp32["test_acc"], abs=0.1)
+    assert bf16["train_loss"] != fp32["train_loss"]  # autocast really ran the matmuls in bf16
