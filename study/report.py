@@ -306,6 +306,7 @@ def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
             row[m] = value(r.get(f"{m}_mean"), m)
             row[f"{m}_ci"] = interval(r.get(f"{m}_lo"), r.get(f"{m}_hi"), m)
             row[f"{m}_mean_raw"] = _num(r.get(f"{m}_mean"))
+        row["epochs_run"] = count(r.get("epochs_run_mean"))
         for m in ("test_acc", "gap_acc", "test_loss"):
             row[f"{m}_diff_raw"] = _num(r.get(f"{m}_diff"))
             row[f"{m}_diff"] = "" if is_base else diff(r.get(f"{m}_diff"), m)

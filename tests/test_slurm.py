@@ -16,6 +16,7 @@ import textwrap
 import time
 
 import pytest
+import yaml
 from workflow_copy import (
     ROOT,
     assert_same_runs,
@@ -28,9 +29,15 @@ from workflow_copy import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-# A real cluster waits 40 s before its first status check; on a local cluster whose jobs take
-# seconds that wait would dominate, so the tests check after 2 s (the profile is unchanged).
-FAST_STATUS = ("--slurm-init-seconds-before-status-checks", "2")
+# The executor waits 10 s before its first status check and 40 s after a round in which a job
+# finished (more after rounds without one): right for hours-long jobs on a busy cluster, but it
+# would dominate a smoke study whose jobs take seconds. The tests check every second instead.
+FAST_STATUS = (
+    "--seconds-between-status-checks",
+    "1",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+)
 
 
 def cluster_answers() -> bool:
@@ -90,7 +97,9 @@ def test_a_cuda_run_asks_the_scheduler_for_a_gpu(slurm_cluster, tmp_path):
     # The workflow declares resources gpu=1 for each run whose device is cuda ...
     study = copy_workflow(tmp_path / "study")
     ablation = study / "conf/ablation/regularization.yaml"
-    ablation.write_text(ablation.read_text().replace("common: [", "common: [device=cuda, "))
+    spec = yaml.safe_load(ablation.read_text())
+    spec["common"].append("device=cuda")
+    ablation.write_text(yaml.safe_dump(spec, sort_keys=False))
     plan = snakemake(study, "-n", "--profile", "profiles/slurm", "--config", "scale=smoke")
     assert plan.returncode == 0, tail(plan)
     jobs = plan.stdout.split("\n\n")
