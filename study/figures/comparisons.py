@@ -1,0 +1,309 @@
+"""Figures comparing variants by their final results: test accuracy and loss, generalization
+gap, a two-key grid as a heatmap, and the epochs needed to reach a target accuracy."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from study.figures.common import (
+    DIVERGED,
+    DIVERGED_COLOR,
+    Context,
+    FigureError,
+    _n_seeds,
+    _percent_axis,
+    _require,
+    t_interval,
+)
+
+# epochs_to_target: the target is this fraction of the baseline's mean best validation accuracy.
+TARGET_FRACTION = 0.98
+
+
+def _summary_ci(ctx: Context, metric: str) -> dict[str, tuple[float, float, float]]:
+    """Per-variant (mean, lo, hi) of ``metric`` from the summary table, when it has them."""
+    summary = ctx.summary()
+    cols = [f"{metric}_mean", f"{metric}_lo", f"{metric}_hi"]
+    if summary is None or "variant" not in summary.columns or not set(cols) <= set(summary):
+        return {}
+    return {
+        str(r["variant"]): (float(r[cols[0]]), float(r[cols[1]]), float(r[cols[2]]))
+        for _, r in summary.iterrows()
+    }
+
+
+def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figure, str]:
+    """Final ``metric`` per variant: seeds as dots, mean and 95% CI, diverged runs marked.
+
+    Accuracies (and their gap) of diverged runs are real outcomes and count in the mean, as in the
+    tables; losses of diverged runs are meaningless and are left out (also as in the tables).
+    """
+    runs = ctx.runs(what)
+    _require(runs, ["variant", "seed", "status", metric], "runs.csv", what)
+    percent = "acc" in metric
+    scale = 100.0 if percent else 1.0
+    keep_diverged = "loss" not in metric
+    variants = ctx.order(runs["variant"].unique())
+    from_summary = _summary_ci(ctx, metric)
+    fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(variants) + 1.2))
+    rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-stable across reruns
+    shown: list[float] = []  # every x drawn, for the axis limits
+    diverged_total = 0
+    for i, variant in enumerate(variants):
+        part = runs[runs["variant"] == variant]
+        ok = part[part["status"] != DIVERGED]
+        div = part[part["status"] == DIVERGED]
+        values = scale * pd.to_numeric(ok[metric], errors="coerce")
+        values = values[np.isfinite(values)]
+        ax.scatter(values, i + rng.uniform(-0.15, 0.15, len(values)), color=ctx.color(variant),
+                   s=18, alpha=0.7)  # fmt: skip
+        shown += list(values)
+        counted = part if keep_diverged else ok
+        mean, lo, hi = from_summary.get(variant) or t_interval(
+            pd.to_numeric(counted[metric], errors="coerce")
+        )
+        if math.isfinite(mean):
+            ax.plot([scale * mean], [i], marker="D", color="k", ms=5, zorder=3)
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.plot([scale * lo, scale * hi], [i, i], color="k", lw=1.5, zorder=2)
+            shown += [scale * v for v in (mean, lo, hi) if math.isfinite(v)]
+        if len(div):
+            diverged_total += len(div)
+            if keep_diverged:
+                div_values = scale * pd.to_numeric(div[metric], errors="coerce")
+                div_values = div_values[np.isfinite(div_values)]
+                ax.scatter(div_values, [i] * len(div_values), marker="x", color=DIVERGED_COLOR,
+                           s=30)  # fmt: skip
+                shown += list(div_values)
+            ax.annotate(
+                f"diverged {len(div)}/{len(part)}",
+                xy=(1.0, i),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color=DIVERGED_COLOR,
+            )
+    ax.set_yticks(range(len(variants)), variants)
+    for tick, variant in zip(ax.get_yticklabels(), variants, strict=True):
+        tick.set_color(ctx.color(variant))
+    if shown:
+        lo, hi = min(shown), max(shown)
+        pad = max(0.5 if percent else 0.0, 0.06 * (hi - lo)) or 0.05 * abs(hi) or 0.1
+        left, right = lo - pad, hi + pad
+        if percent:
+            # A CI that includes a diverged run can reach past 0% or 100%; accuracy cannot.
+            left, right = max(left, 0.0 if metric != "gap_acc" else -100.0), min(right, 100.0)
+        ax.set_xlim(left, right)
+    if metric == "gap_acc":
+        ax.axvline(0, color="0.5", lw=1, ls=":")
+    ax.set_xlabel(label)
+    if metric.startswith("gap"):
+        # A difference of two accuracies: percentage points, not a percentage.
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} pp"))
+    elif percent:
+        _percent_axis(ax, "x")
+    ax.set_ylim(len(variants) - 0.5, -0.5)
+    fig.tight_layout()
+    caption = (
+        f"Final {label} per variant: dots are seeds, diamonds the mean and bars its 95% "
+        f"confidence interval ({_n_seeds(runs)})."
+    )
+    if diverged_total and keep_diverged:
+        caption += (
+            f" Diverged runs ({diverged_total}) are drawn as red crosses and counted at the "
+            "right; like the tables, the mean includes their value."
+        )
+    elif diverged_total:
+        caption += (
+            f" Diverged runs ({diverged_total}) are counted at the right and, like in the "
+            "tables, left out: their loss is not meaningful."
+        )
+    return fig, caption
+
+
+def test_accuracy(ctx: Context) -> tuple[Figure, str]:
+    return _per_variant(ctx, "test_accuracy", "test_acc", "test accuracy")
+
+
+def test_loss(ctx: Context) -> tuple[Figure, str]:
+    return _per_variant(ctx, "test_loss", "test_loss", "test loss (cross-entropy)")
+
+
+def generalization_gap(ctx: Context) -> tuple[Figure, str]:
+    fig, caption = _per_variant(
+        ctx, "generalization_gap", "gap_acc", "generalization gap (train − test accuracy)"
+    )
+    return fig, caption + " Smaller is less overfitting."
+
+
+_GRID_PART = re.compile(r"_(?=[a-z0-9.]+-)")
+
+
+def _parse_grid_variant(name: str) -> dict[str, str]:
+    """``optim-adam_schedule-inverse_sqrt`` → ``{optim: adam, schedule: inverse_sqrt}``."""
+    out = {}
+    for part in _GRID_PART.split(name):
+        key, sep, value = part.partition("-")
+        if sep:
+            out[key] = value
+    return out
+
+
+def _config_column(columns: Any, key: str) -> str | None:
+    # A grid over a config group (optim) varies the group's name; over a key, the key itself.
+    for col in (f"config.{key}", f"config.{key}.name"):
+        if col in columns:
+            return col
+    return None
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
+    what = "grid_heatmap"
+    runs = ctx.runs(what)
+    _require(runs, ["variant", "seed", "status", "test_acc"], "runs.csv", what)
+    grid = dict(getattr(ctx.ablation, "grid", None) or {})
+    if not grid:
+        keys: list[str] = []
+        for variant in ctx.variants:
+            for key in _parse_grid_variant(variant):
+                if key not in keys:
+                    keys.append(key)
+        grid = {k: [] for k in keys}
+    if len(grid) != 2:
+        raise FigureError(
+            f"ablation {ctx.name!r}: {what} needs a grid over exactly two keys, got "
+            f"{list(grid) or 'none'}"
+        )
+    (row_key, row_vals), (col_key, col_vals) = grid.items()
+    df = runs.copy()
+    for axis, key in (("row_", row_key), ("col_", col_key)):
+        col = _config_column(df.columns, key)
+        # Variant names carry only the last part of a dotted key (model.norm → norm-...).
+        short = key.split(".")[-1].lower()
+        parsed = df["variant"].map(lambda v, k=short: _parse_grid_variant(v).get(k))
+        df[axis] = df[col].map(_value_text) if col else parsed
+        df[axis] = df[axis].fillna(parsed)
+        if df[axis].isna().any():
+            raise FigureError(
+                f"ablation {ctx.name!r}: {what} needs config.{key} (or config.{key}.name) in "
+                f"runs.csv, or variant names like {key}-<value>_..."
+            )
+
+    def axis_order(values: list[Any], present: pd.Series) -> list[str]:
+        listed = [_value_text(v) for v in values]
+        seen = list(dict.fromkeys(present))
+        return [v for v in listed if v in seen] + [v for v in seen if v not in listed]
+
+    rows = axis_order(list(row_vals), df["row_"])
+    cols = axis_order(list(col_vals), df["col_"])
+    mean = df.groupby(["row_", "col_"])["test_acc"].mean().unstack()
+    mean = mean.reindex(index=rows, columns=cols)
+    n_div = (df["status"] == DIVERGED).groupby([df["row_"], df["col_"]]).sum()
+    n_all = df.groupby(["row_", "col_"]).size()
+    labels = np.empty(mean.shape, dtype=object)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            value = mean.iat[i, j]
+            text = f"{100 * value:.3g}" if np.isfinite(value) else "–"
+            d = int(n_div.get((r, c), 0))
+            if d:
+                text += f"\ndiv. {d}/{int(n_all.get((r, c), 0))}"
+            labels[i, j] = text
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.4, 0.6 * len(rows) + 1.6))
+    sns.heatmap(
+        100 * mean.astype(float),
+        annot=labels,
+        fmt="",
+        cmap="viridis",
+        cbar_kws={"label": "test accuracy (%)"},
+        linewidths=0.5,
+        ax=ax,
+        annot_kws={"fontsize": 8},
+    )
+    ax.set_xlabel(col_key)
+    ax.set_ylabel(row_key)
+    ax.tick_params(axis="y", rotation=0)
+    fig.tight_layout()
+    caption = (
+        f"Mean test accuracy (%) over {_n_seeds(df)} for each combination of {row_key} (rows) and "
+        f"{col_key} (columns); cells count diverged runs, whose accuracy is included in the mean "
+        "as in the tables."
+    )
+    return fig, caption
+
+
+def epochs_to_target(ctx: Context, target: float | None = None) -> tuple[Figure, str]:
+    what = "epochs_to_target"
+    hist = ctx.history(what)
+    _require(hist, ["epoch", "val_acc"], "history.csv", what)
+    ok = hist[hist["status"] != DIVERGED]
+    if target is None:
+        base = ok[ok["variant"] == ctx.ablation.baseline]
+        if base.empty:
+            raise FigureError(
+                f"ablation {ctx.name!r}: {what} needs non-diverged baseline runs "
+                f"({ctx.ablation.baseline!r}) in history.csv to set the target"
+            )
+        target = TARGET_FRACTION * float(base.groupby("seed")["val_acc"].max().mean())
+    max_epoch = float(hist["epoch"].max())
+    variants = ctx.order(hist["variant"].unique())
+    fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(variants) + 1.3))
+    rng = np.random.default_rng(0)
+    for i, variant in enumerate(variants):
+        color = ctx.color(variant)
+        reached, missed = [], 0
+        for _, run in ok[ok["variant"] == variant].groupby("seed"):
+            hit = run[run["val_acc"].astype(float) >= target]
+            if len(hit):
+                reached.append(float(hit["epoch"].min()))
+            else:
+                missed += 1
+        jitter = rng.uniform(-0.15, 0.15, len(reached))
+        ax.scatter(reached, i + jitter, color=color, s=22, alpha=0.8, zorder=3)
+        if reached:
+            ax.plot([np.mean(reached)], [i], marker="D", mfc="none", mec="k", ms=7, zorder=2)
+        n_div = hist[(hist["variant"] == variant) & (hist["status"] == DIVERGED)]["seed"].nunique()
+        notes = [f"not reached {missed}"] if missed else []
+        notes += [f"diverged {n_div}"] if n_div else []
+        if notes:
+            ax.annotate(
+                ", ".join(notes),
+                xy=(1.0, i),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color=DIVERGED_COLOR,
+            )
+    ax.set_yticks(range(len(variants)), variants)
+    for tick, variant in zip(ax.get_yticklabels(), variants, strict=True):
+        tick.set_color(ctx.color(variant))
+    ax.set_ylim(len(variants) - 0.5, -0.5)
+    ax.set_xlim(0, max_epoch + 1)
+    ax.set_xlabel(f"epochs to reach {100 * target:.3g}% validation accuracy")
+    fig.tight_layout()
+    caption = (
+        f"Epochs until the validation accuracy first reaches {100 * target:.3g}% "
+        f"({100 * TARGET_FRACTION:g}% of the baseline's mean best validation accuracy): dots are "
+        "seeds, open diamonds the mean over the seeds that reached it; runs that never reached "
+        "it or diverged are counted at the right."
+    )
+    return fig, caption

@@ -1,0 +1,211 @@
+"""Figures of training over time: loss curves per variant and the learning-rate schedules."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from study.figures.common import (
+    DIVERGED,
+    Context,
+    FigureError,
+    _diverged_note,
+    _grid_shape,
+    _n_seeds,
+    _plot_mean_band,
+    _require,
+)
+
+
+def learning_curves(ctx: Context) -> tuple[Figure, str]:
+    what = "learning_curves"
+    hist = ctx.history(what)
+    _require(hist, ["epoch", "train_loss", "val_loss"], "history.csv", what)
+    ok = hist[hist["status"] != DIVERGED]
+    variants = ctx.order(hist["variant"].unique())
+    rows, cols = _grid_shape(len(variants))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.0 * cols, 2.5 * rows + 0.5), sharex=True, sharey=True, squeeze=False
+    )
+    for ax, variant in zip(axes.flat, variants, strict=False):
+        part = ok[ok["variant"] == variant]
+        color = ctx.color(variant)
+        _plot_mean_band(ax, part, "epoch", "train_loss", color=color, ls="--", lw=1.5)
+        _plot_mean_band(ax, part, "epoch", "val_loss", color=color, ls="-", lw=1.8)
+        n_div = hist[(hist["variant"] == variant) & (hist["status"] == DIVERGED)]["seed"].nunique()
+        title = variant + (f"  (diverged {n_div})" if n_div else "")
+        ax.set_title(title, fontsize=9, color=color)
+        if part.empty:
+            ax.text(0.5, 0.5, "all runs diverged", ha="center", va="center", transform=ax.transAxes)
+    for ax in axes.flat[len(variants) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("cross-entropy")
+    handles = [
+        Line2D([], [], color="k", ls="--", label="training"),
+        Line2D([], [], color="k", ls="-", label="validation"),
+    ]
+    fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    caption = (
+        "Training (dashed) and validation (solid) loss per epoch for each variant: mean over "
+        f"{_n_seeds(hist)}, shaded band the range over seeds. A validation loss that rises while "
+        "the training loss falls is overfitting." + _diverged_note(hist)
+    )
+    return fig, caption
+
+
+def _nested(flat: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``{"config.schedule.name": "step", ...}`` → ``{"name": "step", ...}`` (values parsed)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if not key.startswith(prefix) or value is None:
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        if isinstance(value, str):
+            # runs.csv stores lists as their text, e.g. "[0.5, 0.75]".
+            with contextlib.suppress(yaml.YAMLError):
+                value = yaml.safe_load(value)
+        out[key[len(prefix) :]] = value
+    return out
+
+
+def _run_info(ctx: Context, variant: str, runs: pd.DataFrame | None) -> dict[str, Any]:
+    """Config, base LR and steps per epoch of a variant's first run that records them."""
+    for run_dir in ctx.seed_dirs(variant):
+        path = run_dir / "metrics.json"
+        if path.is_file():
+            metrics = json.loads(path.read_text())
+            if metrics.get("config"):
+                return metrics
+    if runs is not None:
+        part = runs[runs["variant"] == variant]
+        if len(part):
+            row = part.iloc[0].to_dict()
+            info = {k: row.get(k) for k in ("lr", "steps_per_epoch")}
+            info["config"] = {
+                "schedule": _nested(row, "config.schedule."),
+                "optim": _nested(row, "config.optim."),
+                "train": _nested(row, "config.train."),
+            }
+            return info
+    return {}
+
+
+def _finite_number(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _steps_per_epoch(hist: pd.DataFrame) -> int | None:
+    if "step" not in hist.columns or hist.empty:
+        return None
+    h = hist.sort_values("epoch")
+    steps = h["step"].astype(float).to_numpy()
+    epochs = h["epoch"].astype(float).to_numpy()
+    if len(steps) >= 2 and epochs[1] > epochs[0]:
+        return int(round((steps[1] - steps[0]) / (epochs[1] - epochs[0])))
+    return int(round(steps[0] / epochs[0])) if epochs[0] > 0 else None
+
+
+def lr_schedules(ctx: Context) -> tuple[Figure, str]:
+    what = "lr_schedules"
+    try:
+        from study.schedules import lr_curve
+    except ImportError:
+        lr_curve = None
+    runs = ctx.runs(what) if (ctx.tables / "runs.csv").is_file() else None
+    try:
+        hist = ctx.history(what)
+    except FigureError:
+        hist = None
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    source = "the schedule functions"
+    xlabel = "optimizer step"
+    drawn = 0
+    for variant in ctx.variants:
+        info = _run_info(ctx, variant, runs)
+        config = info.get("config") or {}
+        part = hist[hist["variant"] == variant] if hist is not None else pd.DataFrame()
+        first_seed = part[part["seed"] == part["seed"].min()] if len(part) else part
+        spe = _finite_number(info.get("steps_per_epoch")) or _steps_per_epoch(first_seed)
+        color = ctx.color(variant)
+        epochs = (config.get("train") or {}).get("epochs")
+        schedule = config.get("schedule")
+        # The LR the run used (a tuned one if the variant was tuned), else the configured one.
+        base_lr = _finite_number(info.get("lr"))
+        if base_lr is None:
+            base_lr = _finite_number((config.get("optim") or {}).get("lr"))
+        if lr_curve is not None and schedule and spe and epochs and base_lr is not None:
+            total = int(spe) * int(epochs)
+            factors = np.asarray(lr_curve(total, int(spe), dict(schedule)), dtype=float)
+            label = f"{variant} (base {base_lr:.3g})"
+            ax.plot(np.arange(total), factors, color=color, lw=1.6, label=label)
+            drawn += 1
+        elif len(first_seed) and "lr" in first_seed.columns:
+            # Without the schedule module only the per-epoch LR of the history is known.
+            source = "the per-epoch learning rate recorded in history.csv"
+            h = first_seed.sort_values("epoch")
+            x = h["step"] if "step" in h.columns else h["epoch"]
+            xlabel = "optimizer step" if "step" in h.columns else "epoch"
+            lr = h["lr"].astype(float)
+            scale = base_lr if base_lr else float(lr.max())
+            label = f"{variant} (base {scale:.3g})"
+            ax.plot(x, lr / scale, color=color, lw=1.6, marker=".", label=label)
+            drawn += 1
+    if not drawn:
+        raise FigureError(
+            f"ablation {ctx.name!r}: {what} needs each variant's config (metrics.json or "
+            "config.* columns in runs.csv) and history.csv (steps per epoch), or an lr column "
+            "in history.csv"
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("learning rate / base learning rate")
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    fig.tight_layout()
+    # Relative to the base LR: base LRs of different optimizers differ by orders of magnitude and
+    # would flatten every other curve; the legend gives each base LR.
+    caption = (
+        "Learning rate relative to each variant's base learning rate (in the legend) against the "
+        f"optimizer step, for every schedule, from {source}."
+    )
+    return fig, caption
+
+
+def train_loss_curves(ctx: Context) -> tuple[Figure, str]:
+    what = "train_loss_curves"
+    hist = ctx.history(what)
+    _require(hist, ["epoch", "train_loss"], "history.csv", what)
+    ok = hist[hist["status"] != DIVERGED]
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for variant in ctx.order(hist["variant"].unique()):
+        part = ok[(ok["variant"] == variant) & (ok["train_loss"].astype(float) > 0)]
+        _plot_mean_band(ax, part, "epoch", "train_loss", color=ctx.color(variant), lw=1.6)
+        ax.plot([], [], color=ctx.color(variant), label=variant)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    fig.tight_layout()
+    caption = (
+        f"Training loss per epoch (log scale): mean over {_n_seeds(hist)}, shaded band the range "
+        "over seeds." + _diverged_note(hist)
+    )
+    return fig, caption

@@ -1,0 +1,138 @@
+"""Figures of the normalization variants under distribution shift: corruption severity and
+drift over time slices, each with and without test-time adaptation."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from study.figures.common import (
+    Context,
+    FigureError,
+    _boolish,
+    _grid_shape,
+    _n_seeds,
+    _percent_axis,
+    _plot_mean_band,
+    _require,
+)
+
+
+def _shift_frame(ctx: Context, what: str) -> pd.DataFrame:
+    df = ctx.shift(what)
+    _require(
+        df,
+        ["variant", "seed", "shift", "severity", "adapted", "slice", "accuracy"],
+        "shift.csv",
+        what,
+    )
+    df = df.copy()
+    df["adapted"] = _boolish(df["adapted"])
+    df["accuracy"] = 100 * df["accuracy"].astype(float)
+    return df
+
+
+def _adapted_handles() -> list[Line2D]:
+    return [
+        # Light grey: black would read as the baseline's colour.
+        Line2D([], [], color="0.6", ls="-", label="not adapted"),
+        Line2D([], [], color="0.6", ls="--", label="adapted (test-time statistics)"),
+    ]
+
+
+def shift_severity(ctx: Context) -> tuple[Figure, str]:
+    what = "shift_severity"
+    df = _shift_frame(ctx, what)
+    df = df[df["severity"].notna() & df["slice"].isna()].copy()
+    df["severity"] = df["severity"].astype(float)
+    # The clean test set (shift "clean", severity 0) is every corruption's starting point.
+    clean = df[(df["shift"] == "clean") | (df["severity"] == 0)]
+    df = df.drop(clean.index)
+    if df.empty:
+        raise FigureError(f"ablation {ctx.name!r}: {what} needs corruption rows in shift.csv")
+    df = pd.concat(
+        [df] + [clean.assign(shift=name) for name in df["shift"].unique()], ignore_index=True
+    )
+    per_seed = df.groupby(["variant", "seed", "shift", "severity", "adapted"], as_index=False)[
+        "accuracy"
+    ].mean()
+    averaged = per_seed.groupby(["variant", "seed", "severity", "adapted"], as_index=False)[
+        "accuracy"
+    ].mean()
+    averaged["shift"] = "mean over corruptions"
+    panels = sorted(per_seed["shift"].unique()) + ["mean over corruptions"]
+    data = pd.concat([per_seed, averaged], ignore_index=True)
+    rows, cols = _grid_shape(len(panels))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.0 * cols, 2.5 * rows + 0.8), sharex=True, sharey=True, squeeze=False
+    )
+    variants = ctx.order(data["variant"].unique())
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        part = data[data["shift"] == panel]
+        for variant in variants:
+            for adapted, ls in ((False, "-"), (True, "--")):
+                sel = part[(part["variant"] == variant) & (part["adapted"] == adapted)]
+                _plot_mean_band(
+                    ax, sel, "severity", "accuracy", color=ctx.color(variant), ls=ls, marker="."
+                )
+        ax.set_title(panel.replace("_", " "), fontsize=9)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        _percent_axis(ax)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("severity")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test accuracy")
+    handles = [Line2D([], [], color=ctx.color(v), label=v) for v in variants] + _adapted_handles()
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 4), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.1 / rows - 0.02 * math.ceil(len(handles) / 4)))
+    caption = (
+        "Test accuracy against corruption severity for each normalization variant, per corruption "
+        "and averaged over corruptions (last panel): solid without adaptation, dashed with "
+        f"test-time adaptation of the normalization statistics; mean over {_n_seeds(data)}, "
+        "shaded band the range over seeds. The models are not retrained."
+    )
+    return fig, caption
+
+
+def drift(ctx: Context) -> tuple[Figure, str]:
+    what = "drift"
+    df = _shift_frame(ctx, what)
+    df = df[df["slice"].notna()]
+    if df.empty:
+        raise FigureError(f"ablation {ctx.name!r}: {what} needs drift rows (slice) in shift.csv")
+    df["slice"] = df["slice"].astype(float)
+    streams = sorted(df["shift"].unique())
+    fig, axes = plt.subplots(
+        1, len(streams), figsize=(5.0 * len(streams) + 1, 3.6), sharey=True, squeeze=False
+    )
+    variants = ctx.order(df["variant"].unique())
+    for ax, stream in zip(axes.flat, streams, strict=True):
+        part = df[df["shift"] == stream]
+        for variant in variants:
+            for adapted, ls in ((False, "-"), (True, "--")):
+                sel = part[(part["variant"] == variant) & (part["adapted"] == adapted)]
+                _plot_mean_band(
+                    ax, sel, "slice", "accuracy", color=ctx.color(variant), ls=ls, marker="."
+                )
+        if len(streams) > 1:
+            ax.set_title(stream.replace("_", " "), fontsize=9)
+        ax.set_xlabel("time slice")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        _percent_axis(ax)
+    axes[0, 0].set_ylabel("accuracy")
+    handles = [Line2D([], [], color=ctx.color(v), label=v) for v in variants] + _adapted_handles()
+    axes[0, -1].legend(handles=handles, frameon=False, fontsize=8, loc="best")
+    fig.tight_layout()
+    caption = (
+        "Accuracy on each time slice of the drift stream, for each variant: solid without "
+        "adaptation, dashed with test-time adaptation; mean over "
+        f"{_n_seeds(df)}, shaded band the range over seeds."
+    )
+    return fig, caption

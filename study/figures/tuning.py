@@ -1,0 +1,58 @@
+"""The learning-rate sensitivity of the tuning runs (validation loss against learning rate)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from study.figures.common import DIVERGED, Context, FigureError, _boolish, _require
+
+_LR_COLUMNS = ("lr", "config.optim.lr", "optim.lr")
+
+
+def lr_sensitivity(ctx: Context) -> tuple[Figure, str]:
+    what = "lr_sensitivity"
+    tuning = ctx.tuning(what)
+    lr_col = next((c for c in _LR_COLUMNS if c in tuning.columns), None)
+    if lr_col is None:
+        raise FigureError(f"{what} needs a learning-rate column ({' or '.join(_LR_COLUMNS)})")
+    _require(tuning, ["variant", "val_loss"], "tuning.csv", what)
+    df = tuning.copy()
+    df["lr_"] = df[lr_col].astype(float)
+    df["val_loss"] = df["val_loss"].astype(float)
+    status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
+    df["diverged_"] = (status == DIVERGED) | ~np.isfinite(df["val_loss"])
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    finite = df.loc[~df["diverged_"], "val_loss"]
+    # Diverged points have no meaningful loss: they sit just above the highest finite loss.
+    ceiling = float(finite.max()) * 1.08 if len(finite) else 1.0
+    variants = ctx.order(df["variant"].unique())
+    for variant in variants:
+        part = df[df["variant"] == variant]
+        color = ctx.color(variant)
+        good = part[~part["diverged_"]].groupby("lr_")["val_loss"].mean().sort_index()
+        ax.plot(good.index, good.values, marker="o", ms=4, color=color, label=variant)
+        bad = part[part["diverged_"]]["lr_"].unique()
+        ax.scatter(bad, [ceiling] * len(bad), marker="x", color=color, s=40, zorder=3)
+        if "selected" in part.columns:
+            chosen = part[_boolish(part["selected"]) & ~part["diverged_"]]
+            chosen = chosen.groupby("lr_")["val_loss"].mean()
+            ax.scatter(
+                chosen.index, chosen.values, s=110, facecolors="none", edgecolors=color, lw=1.5
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final validation loss")
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    fig.tight_layout()
+    n_div = int(df["diverged_"].sum())
+    caption = (
+        "Final validation loss against the learning rate of each tuning run (mean over seeds); "
+        "crosses at the top mark learning rates that diverged"
+        + (f" ({n_div} runs)" if n_div else " (none did)")
+        + (", open circles the selected learning rate" if "selected" in df.columns else "")
+        + ". Only the validation split is used for the selection."
+    )
+    return fig, caption
