@@ -454,7 +454,9 @@ def train_run(cfg: DictConfig) -> dict:
 def setup_logging(out: Path, verbose: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    file_handler = logging.FileHandler(out / "train.log", mode="w")
+    # A run resuming from its checkpoint keeps the log of the part before the interruption.
+    resuming = (out / "checkpoint.pt").exists()
+    file_handler = logging.FileHandler(out / "train.log", mode="a" if resuming else "w")
     console = logging.StreamHandler(sys.stderr)
     for handler in (file_handler, console):
         handler.setFormatter(fmt)

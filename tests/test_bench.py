@@ -131,6 +131,7 @@ THROUGHPUT = [
     "c_gflop_s",
     "matmul_peak_gflop_s",
     "c_fraction_of_peak",
+    "cpu_share",
 ]
 EVERY = [
     *THROUGHPUT,

@@ -8,20 +8,17 @@ inline, for every ablation file, including the one the user added.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from workflow_copy import copy_workflow
 
 from study.ablation import load_ablations
 from study.report import anchor
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW = ["Snakefile", "rules", "conf", "envs", "resources", "paper/templates",
-            "paper/workflow.rst", "paper/figure_caption.rst"]  # fmt: skip
 USER_ABLATION = """\
 title: A user's own ablation
 question: Does a wider residual MLP overfit more?
@@ -31,18 +28,6 @@ variants:
   narrow: [model.width=64]
   wide: [model.width=512]
 """
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW:
-        src = ROOT / name
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target)
-        else:
-            shutil.copy2(src, target)
-    return dest
 
 
 def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -57,7 +42,7 @@ def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory):
-    study = copy_workflow(tmp_path_factory.mktemp("study"))
+    study = copy_workflow(tmp_path_factory.mktemp("study"), None)
     (study / "conf/ablation/user_width.yaml").write_text(USER_ABLATION)
     start = time.perf_counter()
     result = snakemake(study, "--cores", "2", "--config", "scale=smoke", "-q")
@@ -123,7 +108,7 @@ def test_snakemake_report_builds(smoke_study):
 
 @pytest.mark.slow
 def test_default_and_full_studies_plan(tmp_path):
-    study = copy_workflow(tmp_path)
+    study = copy_workflow(tmp_path, None)
     for scale in ("default", "full"):
         start = time.perf_counter()
         result = snakemake(study, "-n", "--config", f"scale={scale}", timeout=120)
