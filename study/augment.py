@@ -57,11 +57,35 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tens
 
 
 def augment_batch(x: torch.Tensor, cfg_augment, generator: torch.Generator) -> torch.Tensor:
-    """The run's training augmentation, in the usual order: shift, flip, then cutout."""
-    x = random_shift(x, int(cfg_augment.shift), generator)
+    """The run's training augmentation, in the usual order: shift, flip, then cutout.
+
+    The same images as ``cutout(random_flip(random_shift(x)))`` with the same generator (the
+    random draws happen in the same order; a test checks it), but as one gather from the padded
+    batch and one multiply: about 3x faster, which matters at batch 128 on a CPU.
+    """
+    shift, size = int(cfg_augment.shift), int(cfg_augment.cutout)
+    n, c, h, w = x.shape
+    device = x.device
+    if shift > 0:
+        offsets = torch.randint(0, 2 * shift + 1, (2, n, 1), generator=generator, device=device)
+        dy, dx = offsets[0], offsets[1]
+    else:
+        dy = dx = torch.zeros(n, 1, dtype=torch.long, device=device)
+    cols = torch.arange(w, device=device)
     if cfg_augment.flip:
-        x = random_flip(x, generator)
-    return cutout(x, int(cfg_augment.cutout), generator)
+        flip = torch.rand(n, generator=generator, device=device) < 0.5
+        cols = torch.where(flip.view(n, 1), w - 1 - cols, cols)
+    padded_w = w + 2 * shift
+    index = ((dy + torch.arange(h, device=device)) * padded_w).unsqueeze(2) + (dx + cols).unsqueeze(
+        1
+    )
+    padded = torch.nn.functional.pad(x, (shift,) * 4) if shift > 0 else x
+    out = padded.reshape(n, c, -1).gather(2, index.view(n, 1, h * w).expand(n, c, h * w))
+    out = out.view(n, c, h, w)
+    if size > 0:
+        keep = ~cutout_mask(n, h, w, size, generator, device)
+        out = out * keep.unsqueeze(1).to(out.dtype)
+    return out
 
 
 def is_active(cfg_augment) -> bool:

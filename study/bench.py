@@ -376,7 +376,8 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
                     cpu_s += time.process_time() - t_cpu
                     wall_s += time.perf_counter() - t_wall
         a, c = median(rates["a"]), median(rates["c"])
-        b = median(rates["b0"]) if 0 in sizes.workers else median(rates[f"b{sizes.workers[0]}"])
+        b_workers = 0 if 0 in sizes.workers else sizes.workers[0]
+        b = median(rates[f"b{b_workers}"])
         peak = matmul_peak(sizes.matmul_n, device, max(sizes.repeats, 1))
         forward_flops, train_flops = train_flops_per_image(fresh_model(cfg, device))
     finally:
@@ -402,7 +403,8 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
         "in-run time of (a) outside steps and evaluation: data cache, model, output files",
     )
     report.add("c_images_per_s", c, "compute only: pre-made normalized batches, same model/opt")
-    report.add("ratio_a_b", a / b, "a / b (num_workers=0: same threads)")
+    same = " (same threads)" if b_workers == 0 else ""
+    report.add("ratio_a_b", a / b, f"a / b, num_workers={b_workers}{same}")
     if 1 in sizes.workers and 0 in sizes.workers:
         report.add("ratio_a_b1", a / median(rates["b1"]), "a / b with one loader process")
     report.add("ratio_a_c", a / c, "a / c")
@@ -748,15 +750,28 @@ def grid_ablation(n_runs: int, seeds: int = 3) -> tuple[str, int]:
     return text + "\n", per_rate * len(rates)
 
 
+# What ``snakemake -n`` reads: the workflow, its configs and conda environment, the report's inputs.
+WORKFLOW_FILES = (
+    "Snakefile",
+    "rules",
+    "conf",
+    "envs",
+    "paper/templates",
+    "paper/workflow.rst",
+    "paper/figure_caption.rst",
+)
+
+
 def copy_workflow(dest: Path, keep_ablations: bool) -> None:
-    """Snakefile, rules, conf and the report's inputs: what ``snakemake -n`` reads."""
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    shutil.copytree(ROOT / "rules", dest / "rules")
-    shutil.copytree(ROOT / "conf", dest / "conf")
-    (dest / "paper").mkdir()
-    shutil.copytree(ROOT / "paper" / "templates", dest / "paper" / "templates")
-    for rst in (ROOT / "paper").glob("*.rst"):
-        shutil.copy2(rst, dest / "paper" / rst.name)
+    for name in WORKFLOW_FILES:
+        src, target = ROOT / name, dest / name
+        if not src.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, target)
     if not keep_ablations:
         for path in (dest / "conf" / "ablation").glob("*.yaml"):
             path.unlink()

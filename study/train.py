@@ -181,7 +181,7 @@ def train_run(cfg: DictConfig) -> dict:
     from study.layers import set_progress
     from study.models import build_model
     from study.optim import build_optimizer, penalty
-    from study.schedules import lr_factor
+    from study.schedules import schedule_fn
 
     wall_start = time.perf_counter()
     out = Path(cfg.run.out)
@@ -231,6 +231,7 @@ def train_run(cfg: DictConfig) -> dict:
         )
     epochs = min(cfg.train.epochs, cfg.train.max_epochs or cfg.train.epochs)
     total_steps = steps_per_epoch * epochs
+    lr_factor = schedule_fn(total_steps, steps_per_epoch, cfg.schedule)  # resolved once
     eval_n = min(cfg.train.eval_train_max, n_train)
     augmenting = is_active(cfg.augment)
     l1, l2 = float(cfg.regularization.l1), float(cfg.regularization.l2)
@@ -281,15 +282,16 @@ def train_run(cfg: DictConfig) -> dict:
         else:
             order = iid_order(n_train, batch_size, generator)
         losses = torch.empty(steps_per_epoch, device=device)
+        checked = 0
         t0 = time.perf_counter()
         for i in range(steps_per_epoch):
             idx = order[i * batch_size : (i + 1) * batch_size]
-            xb = splits.train_x[idx]
+            xb = splits.train_x.index_select(0, idx)
             if augmenting:
                 xb = augment_batch(xb, cfg.augment, generator)
             xb = normalize(xb, mean, std).contiguous(memory_format=memory_format)
-            yb = splits.train_y[idx]
-            lr = base_lr * lr_factor(step, total_steps, steps_per_epoch, cfg.schedule)
+            yb = splits.train_y.index_select(0, idx)
+            lr = base_lr * lr_factor(step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if progress_aware:
@@ -314,10 +316,11 @@ def train_run(cfg: DictConfig) -> dict:
             step += 1
             # On the CPU a check per step is free; on a GPU it would sync, so check per 50 steps.
             if device.type == "cpu" or i % 50 == 49 or i == steps_per_epoch - 1:
-                seen = losses[: i + 1]
+                seen = losses[checked : i + 1]  # only the steps not checked yet
+                checked = i + 1
                 bad = ~torch.isfinite(seen) | (seen > diverge_at)
                 if bool(bad.any()):
-                    first = int(bad.nonzero()[0])
+                    first = checked - len(seen) + int(bad.nonzero()[0])
                     diverged_step = step - (i + 1) + first
                     status = "diverged"
                     break

@@ -98,3 +98,21 @@ def test_evaluation_never_augments(fashion_cache):
         logits = model(normalize(splits.test_x, splits.mean, splits.std))
     assert abs(loss - float(F.cross_entropy(logits, splits.test_y))) < 1e-5
     assert acc == int((logits.argmax(1) == splits.test_y).sum()) / 200
+
+
+def test_fused_augmentation_equals_shift_then_flip_then_cutout():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    for shift, flip, size in [
+        (2, True, 8),
+        (0, True, 0),
+        (3, False, 5),
+        (0, False, 10),
+        (1, True, 0),
+    ]:
+        cfg = OmegaConf.create({"shift": shift, "flip": flip, "cutout": size})
+        g = gen(11)
+        expected = random_shift(x, shift, g)
+        if flip:
+            expected = random_flip(expected, g)
+        expected = cutout(expected, size, g)
+        assert torch.equal(augment_batch(x, cfg, gen(11)), expected), (shift, flip, size)
