@@ -8,13 +8,10 @@ inline, for every ablation file, including the one the user added.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from workflow_copy import copy_workflow
+from workflow_copy import copy_workflow, snakemake
 
 from study.ablation import load_ablations
 from study.report import anchor
@@ -28,16 +25,6 @@ variants:
   narrow: [model.width=64]
   wide: [model.width=512]
 """
-
-
-def snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
