@@ -762,8 +762,9 @@ WORKFLOW_FILES = (
 )
 
 
-def copy_workflow(dest: Path, keep_ablations: bool) -> None:
-    for name in WORKFLOW_FILES:
+def copy_files(dest: Path, names=WORKFLOW_FILES) -> None:
+    """Copy the named files and folders of the checkout into ``dest`` (a disposable workflow)."""
+    for name in names:
         src, target = ROOT / name, dest / name
         if not src.exists():
             continue
@@ -772,6 +773,10 @@ def copy_workflow(dest: Path, keep_ablations: bool) -> None:
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, target)
+
+
+def copy_workflow(dest: Path, keep_ablations: bool) -> None:
+    copy_files(dest)
     if not keep_ablations:
         for path in (dest / "conf" / "ablation").glob("*.yaml"):
             path.unlink()

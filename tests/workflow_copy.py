@@ -9,7 +9,6 @@ copy runs the code under test. Nothing is shared with the repository's own resul
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from study.bench import copy_files
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ("Snakefile", "rules", "conf", "envs", "resources", "profiles", "paper/templates",
@@ -39,15 +40,7 @@ def copy_workflow(
     """Copy the workflow into ``dest`` with only ``ablations`` (name → variants to keep, or None
     for all of them) in conf/ablation/, or every ablation if ``ablations`` is None."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW:
-        src, target = ROOT / name, dest / name
-        if not src.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
+    copy_files(dest, WORKFLOW)
     if ablations is None:
         return dest
     folder = dest / "conf/ablation"

@@ -265,6 +265,27 @@ def _diverged_note(frame: pd.DataFrame) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
+def _margin_note(ax: Any, row: float, text: str) -> None:
+    """A note in the right margin beside a variant's row (diverged or never-reached runs)."""
+    ax.annotate(
+        text,
+        xy=(1.0, row),
+        xycoords=("axes fraction", "data"),
+        xytext=(4, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=8,
+        color=DIVERGED_COLOR,
+    )
+
+
+def _variant_ticks(ax: Any, variants: list[str], ctx: Any) -> None:
+    """One y tick per variant, labelled in the variant's colour."""
+    ax.set_yticks(range(len(variants)), variants)
+    for tick, variant in zip(ax.get_yticklabels(), variants, strict=True):
+        tick.set_color(ctx.color(variant))
+
+
 def _style() -> contextlib.AbstractContextManager:
     rc = {
         **sns.axes_style("whitegrid"),

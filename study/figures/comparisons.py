@@ -19,9 +19,11 @@ from study.figures.common import (
     DIVERGED_COLOR,
     Context,
     FigureError,
+    _margin_note,
     _n_seeds,
     _percent_axis,
     _require,
+    _variant_ticks,
     t_interval,
 )
 
@@ -84,19 +86,8 @@ def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figu
                 ax.scatter(div_values, [i] * len(div_values), marker="x", color=DIVERGED_COLOR,
                            s=30)  # fmt: skip
                 shown += list(div_values)
-            ax.annotate(
-                f"diverged {len(div)}/{len(part)}",
-                xy=(1.0, i),
-                xycoords=("axes fraction", "data"),
-                xytext=(4, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
-                color=DIVERGED_COLOR,
-            )
-    ax.set_yticks(range(len(variants)), variants)
-    for tick, variant in zip(ax.get_yticklabels(), variants, strict=True):
-        tick.set_color(ctx.color(variant))
+            _margin_note(ax, i, f"diverged {len(div)}/{len(part)}")
+    _variant_ticks(ax, variants, ctx)
     if shown:
         lo, hi = min(shown), max(shown)
         pad = max(0.5 if percent else 0.0, 0.06 * (hi - lo)) or 0.05 * abs(hi) or 0.1
@@ -283,19 +274,8 @@ def epochs_to_target(ctx: Context, target: float | None = None) -> tuple[Figure,
         notes = [f"not reached {missed}"] if missed else []
         notes += [f"diverged {n_div}"] if n_div else []
         if notes:
-            ax.annotate(
-                ", ".join(notes),
-                xy=(1.0, i),
-                xycoords=("axes fraction", "data"),
-                xytext=(4, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
-                color=DIVERGED_COLOR,
-            )
-    ax.set_yticks(range(len(variants)), variants)
-    for tick, variant in zip(ax.get_yticklabels(), variants, strict=True):
-        tick.set_color(ctx.color(variant))
+            _margin_note(ax, i, ", ".join(notes))
+    _variant_ticks(ax, variants, ctx)
     ax.set_ylim(len(variants) - 0.5, -0.5)
     ax.set_xlim(0, max_epoch + 1)
     ax.set_xlabel(f"epochs to reach {100 * target:.3g}% validation accuracy")
