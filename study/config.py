@@ -17,12 +17,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from study.errors import ConfigError
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 SCALES = ("smoke", "default", "full")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the key and how to fix it."""
 
 
 # ---------------------------------------------------------------------------------------------
