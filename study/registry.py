@@ -36,7 +36,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str, entry: T) -> T:
-        """Add ``entry`` under ``name``; a second entry with the same name is a programming error."""
+        """Add ``entry`` under ``name``; registering a name twice is a programming error."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
@@ -58,7 +58,8 @@ class Registry(Generic[T]):
             return self._entries[name]
         except (KeyError, TypeError):
             raise UnknownName(
-                f"{self.key}={name!r} is an unknown {self.kind}; use one of {', '.join(self.names())}"
+                f"{self.key}={name!r} is an unknown {self.kind}; "
+                f"use one of {', '.join(self.names())}"
             ) from None
 
     def names(self) -> tuple[str, ...]:
