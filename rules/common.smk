@@ -3,7 +3,7 @@
 import shlex
 import sys
 
-from study.ablation import AblationError, plan
+from study.planning.ablation import AblationError, plan
 from study.config import SCALES
 
 SCALE = str(config.get("scale", "default"))

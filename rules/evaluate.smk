@@ -15,7 +15,7 @@ rule shift:
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.shift --run $(dirname {input.model}) --data {input.cache}"
+        "python -m study.experiments.shift --run $(dirname {input.model}) --data {input.cache}"
         " --threads {threads} --settings {input.settings} 2> {log}"
 
 
@@ -32,5 +32,5 @@ rule second_order:
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.second_order --data {input} --out {output} --n {params.n}"
+        "python -m study.experiments.second_order --data {input} --out {output} --n {params.n}"
         " --threads {threads} 2> {log}"

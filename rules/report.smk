@@ -19,7 +19,7 @@ rule tables:
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.tables --scale-dir {params.scale_dir} --ablations {params.ablations}"
+        "python -m study.analysis.tables --scale-dir {params.scale_dir} --ablations {params.ablations}"
         " --claims {input.claims} 2> {log}"
 
 

@@ -11,7 +11,7 @@ rule prepare_data:
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.data {wildcards.dataset} {params.root} {output} 2> {log}"
+        "python -m study.components.data {wildcards.dataset} {params.root} {output} 2> {log}"
 
 
 rule tune:
@@ -51,7 +51,7 @@ rule select_lr:
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.tuning --metric {params.metric} --out {output.json} {input} > {log}"
+        "python -m study.planning.tuning --metric {params.metric} --out {output.json} {input} > {log}"
 
 
 rule train:

@@ -167,7 +167,7 @@ def study_config(sizes: Sizes, out: Path, cache: Path, threads: int, device: str
 def write_torchvision_layout(root: Path) -> Path:
     """torchvision's FashionMNIST folder (``<root>/FashionMNIST/raw``) from the vendored files,
     so (b) uses torchvision's own Dataset class offline."""
-    from study.data import FASHION_MNIST_FILES
+    from study.components.data import FASHION_MNIST_FILES
 
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def step_loop(batches, model, optimizer, epochs: int, device) -> float:
 def fresh_model(cfg, device, seed: int = 0):
     import torch
 
-    from study.models import build_model
+    from study.components.models import build_model
 
     torch.manual_seed(seed)
     return build_model(cfg.model, (1, 28, 28), 10).to(device)
@@ -299,8 +299,8 @@ def matmul_peak(n: int, device, repeats: int) -> float:
 def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cache: Path | None):
     import torch
 
-    from study.data import load_splits, normalize, read_dataset, write_cache
-    from study.optim import build_optimizer
+    from study.components.data import load_splits, normalize, read_dataset, write_cache
+    from study.components.optimizers import build_optimizer
     from study.startup import avoid_compiler_import
     from study.train import pick_device, train_run
 
@@ -438,12 +438,12 @@ import study.train as train
 def first_step(cfg):
     import torch
     import torch.nn.functional as F
-    from study.augment import augment_batch, is_active
-    from study.data import load_splits, normalize
-    from study.layers import set_progress
-    from study.models import build_model
-    from study.optim import build_optimizer, penalty
-    from study.schedules import lr_factor
+    from study.components.augmentations import augment_batch, is_active
+    from study.components.data import load_splits, normalize
+    from study.components.layers import set_progress
+    from study.components.models import build_model
+    from study.components.optimizers import build_optimizer, penalty
+    from study.components.schedules import lr_factor
 
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg.model, (1, 28, 28), 10)
@@ -477,7 +477,7 @@ def startup(report: Report, repeats: int, cache: Path | None, job_overrides=()):
     tmp = Path(tempfile.mkdtemp(prefix="study-bench-startup-"))
     try:
         if cache is None:
-            from study.data import read_dataset, write_cache
+            from study.components.data import read_dataset, write_cache
 
             cache = tmp / "fashion_mnist.pt"
             write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
@@ -839,7 +839,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, help="timed repeats per figure (median)")
     p.add_argument("--epochs", type=int, help="epochs per throughput repeat")
     p.add_argument("--workers", help="DataLoader num_workers values for (b), e.g. 0,1")
-    p.add_argument("--cache", type=Path, help="a data cache (python -m study.data) to reuse")
+    p.add_argument(
+        "--cache", type=Path, help="a data cache (python -m study.components.data) to reuse"
+    )
     p.add_argument("--scale-dir", type=Path, default=ROOT / "results" / "default")
     p.add_argument("--log", type=Path, help="Snakemake log of the study (default: found)")
     p.add_argument("--log-dir", type=Path, default=ROOT / ".snakemake" / "log")

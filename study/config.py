@@ -200,11 +200,11 @@ RULES: dict[str, tuple] = {
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key, what it must be, and the value it has."""
-    from study.data import DATASETS
-    from study.layers import NORMS
-    from study.models import MODELS
-    from study.optim import validate_optim
-    from study.schedules import validate_schedule
+    from study.components.data import DATASETS
+    from study.components.layers import NORMS
+    from study.components.models import MODELS
+    from study.components.optimizers import validate_optim
+    from study.components.schedules import validate_schedule
 
     choices = {
         "data.name": DATASETS,

@@ -31,8 +31,8 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
+from study.analysis.stats import fmt
 from study.outputs import atomic_path
-from study.stats import fmt
 
 __all__ = ["ReportError", "build_context", "main", "render_report", "write_report"]
 
@@ -415,7 +415,7 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
 def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict]) -> list[dict]:
     table = _read_csv(scale_dir / "tables" / "claims.csv")
     if table is None and claims_path is not None and Path(claims_path).is_file():
-        from study.claims import load_claims
+        from study.analysis.claims import load_claims
 
         table = pd.DataFrame(
             [
@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", help="scale name shown in the report (default: folder name)")
     parser.add_argument("--templates", default=TEMPLATES, type=Path)
     args = parser.parse_args(argv)
-    from study.ablation import load_ablations
+    from study.planning.ablation import load_ablations
 
     try:
         context = build_context(

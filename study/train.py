@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from study.batches import iid_order, non_iid_order
-from study.checkpoint import BestEpoch, Checkpoint
 from study.config import CONF_DIR, ConfigError, config_hash, validate
 from study.outputs import atomic_path, write_text
+from study.training.batches import iid_order, non_iid_order
+from study.training.checkpoint import BestEpoch, Checkpoint
 
 log = logging.getLogger("study.train")
 
@@ -78,7 +78,7 @@ def evaluate(
     model, x, y, mean, std, batch_size: int, precision: str = "fp32", memory_format=None
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy in eval mode (one host sync per split)."""
-    from study.data import normalize
+    from study.components.data import normalize
 
     model.eval()
     memory_format = memory_format or torch.contiguous_format
@@ -102,7 +102,7 @@ def autocast(device: torch.device, precision: str):
 
 def weight_statistics(model) -> tuple[float, float]:
     """Fraction of weights with |w| < 1e-3 (the L1-sparsity claim) and their total L2 norm."""
-    from study.optim import weights
+    from study.components.optimizers import weights
 
     flat = torch.cat([w.detach().flatten().float() for w in weights(model)])
     return float((flat.abs() < 1e-3).float().mean()), float(flat.norm())
@@ -176,12 +176,12 @@ def environment(device: torch.device) -> tuple[dict, dict]:
 
 def train_run(cfg: DictConfig) -> dict:
     """Train, evaluate every epoch, write the run folder; returns the metrics."""
-    from study.augment import augment_batch, is_active
-    from study.data import load_splits, normalize
-    from study.layers import set_progress
-    from study.models import build_model
-    from study.optim import build_optimizer, penalty
-    from study.schedules import schedule_fn
+    from study.components.augmentations import augment_batch, is_active
+    from study.components.data import load_splits, normalize
+    from study.components.layers import set_progress
+    from study.components.models import build_model
+    from study.components.optimizers import build_optimizer, penalty
+    from study.components.schedules import schedule_fn
 
     wall_start = time.perf_counter()
     out = Path(cfg.run.out)
@@ -473,7 +473,7 @@ def run(cfg: DictConfig) -> int:
     if not cfg.run.out:
         print("error: run.out is not set; pass run.out=<run folder>", file=sys.stderr)
         return 2
-    from study.data import DataError
+    from study.components.data import DataError
 
     out = Path(cfg.run.out)
     setup_logging(out, cfg.run.get("verbose", True))

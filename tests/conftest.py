@@ -24,7 +24,7 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def fashion_cache(tmp_path_factory) -> Path:
     """The real Fashion-MNIST, decoded once for the whole test session."""
-    from study.data import read_dataset, write_cache
+    from study.components.data import read_dataset, write_cache
 
     path = tmp_path_factory.mktemp("data") / "fashion_mnist.pt"
     write_cache(read_dataset("fashion_mnist", ROOT / "resources/fashion-mnist"), path)

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from study.ablation import AblationError, grid_variants, load_ablations, plan, spread
+from study.planning.ablation import AblationError, grid_variants, load_ablations, plan, spread
 
 GOOD = """
 title: Tiny

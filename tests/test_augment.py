@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from omegaconf import OmegaConf
 
-from study.augment import augment_batch, cutout, cutout_mask, random_flip, random_shift
+from study.components.augmentations import (
+    augment_batch,
+    cutout,
+    cutout_mask,
+    random_flip,
+    random_shift,
+)
 
 
 def gen(seed=0):
@@ -87,7 +93,7 @@ def test_evaluation_never_augments(fashion_cache):
     """evaluate() sees the clean images: its numbers equal a hand-computed clean forward pass."""
     import torch.nn.functional as F
 
-    from study.data import make_splits, normalize, read_cache
+    from study.components.data import make_splits, normalize, read_cache
     from study.train import evaluate
 
     splits = make_splits(read_cache(fashion_cache), n_train=100, n_val=100, n_test=200)

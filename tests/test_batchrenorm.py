@@ -1,11 +1,11 @@
-"""Batch Renormalization (Ioffe 2017, Algorithm 1) in study/layers.py."""
+"""Batch Renormalization (Ioffe 2017, Algorithm 1) in study/components/layers.py."""
 
 import pytest
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from study.layers import BatchRenorm
+from study.components.layers import BatchRenorm
 
 EPS = 1e-5
 

@@ -16,9 +16,9 @@ import torch
 import yaml
 
 from study import bench
-from study.ablation import parse_ablation
+from study.components.models import build_model
 from study.config import compose
-from study.models import build_model
+from study.planning.ablation import parse_ablation
 
 FIGURE = re.compile(r"^(\S+)\s+(-?\d+(?:\.\d+)?|nan)(?:\s+(.*))?$")
 

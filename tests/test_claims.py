@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from study.claims import (
+from study.analysis.claims import (
     COLUMNS,
     ClaimsError,
     ClaimTables,

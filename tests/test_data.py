@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from study.data import (
+from study.components.data import (
     DataError,
     load_splits,
     make_splits,
@@ -188,7 +188,7 @@ def test_cache_round_trip(tmp_path):
 
 
 def test_gzip_that_is_not_gzip_is_refused(root, tmp_path, monkeypatch):
-    import study.data as data
+    import study.components.data as data
 
     folder = copy_fashion(root, tmp_path)
     path = folder / "t10k-labels-idx1-ubyte.gz"

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from study import figures
-from study.ablation import Ablation
 from study.figures import (
     BASELINE_COLOR,
     FIGURES,
@@ -24,6 +23,7 @@ from study.figures import (
     make_figures,
     variant_palette,
 )
+from study.planning.ablation import Ablation
 
 EPOCHS = 4
 STEPS_PER_EPOCH = 8
@@ -241,8 +241,8 @@ def _write_run(
 
 def build_study(root: Path) -> tuple[Path, dict[str, Ablation]]:
     """A smoke-scale results folder with run folders, tuning runs and the aggregated tables."""
+    from study.analysis.tables import build_tables, render
     from study.outputs import write_text
-    from study.tables import build_tables, render
 
     rng = np.random.default_rng(0)
     scale_dir = root / "results" / SCALE

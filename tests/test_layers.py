@@ -1,4 +1,4 @@
-"""Normalization registry, dropout, DropConnect and stochastic depth (study/layers.py)."""
+"""Normalization registry, dropout, DropConnect, stochastic depth (study/components/layers.py)."""
 
 import math
 from pathlib import Path
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import nn
 
-from study.layers import (
+from study.components.layers import (
     NORMS,
     BatchRenorm,
     DropConnectConv2d,
@@ -20,7 +20,7 @@ from study.layers import (
     set_progress,
     stochastic_depth_rates,
 )
-from study.models import build_model
+from study.components.models import build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 

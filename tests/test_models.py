@@ -1,4 +1,4 @@
-"""The study's models built from the real configs in conf/model/ (study/models.py)."""
+"""The study's models built from the real configs in conf/model/ (study/components/models.py)."""
 
 from pathlib import Path
 
@@ -7,8 +7,14 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from study.layers import NORMS, BatchRenorm, DropConnectConv2d, DropConnectLinear, set_progress
-from study.models import MODELS, build_model
+from study.components.layers import (
+    NORMS,
+    BatchRenorm,
+    DropConnectConv2d,
+    DropConnectLinear,
+    set_progress,
+)
+from study.components.models import MODELS, build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 SHAPES = [(1, 28, 28), (3, 32, 32)]

@@ -1,4 +1,4 @@
-"""Optimizers, weight decay and penalties (study/optim.py)."""
+"""Optimizers, weight decay and penalties (study/components/optimizers.py)."""
 
 import math
 from pathlib import Path
@@ -8,7 +8,13 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from study.optim import OPTIMIZERS, build_optimizer, penalty, validate_optim, weights
+from study.components.optimizers import (
+    OPTIMIZERS,
+    build_optimizer,
+    penalty,
+    validate_optim,
+    weights,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optim"
 

@@ -11,9 +11,9 @@ import pytest
 from test_figures import build_study
 
 from study import report
+from study.analysis.tables import summarize
 from study.figures import make_figures
 from study.report import ReportError, build_context, write_report
-from study.tables import summarize
 
 XSS_VARIANT = "<script>alert(1)</script>"
 XSS_CLAIM = "Claims are text <img src=x onerror=alert(2)>"

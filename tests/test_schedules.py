@@ -1,4 +1,4 @@
-"""Learning-rate schedules (study/schedules.py)."""
+"""Learning-rate schedules (study/components/schedules.py)."""
 
 import math
 from pathlib import Path
@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from study.schedules import SCHEDULES, lr_curve, lr_factor, schedule_fn, validate_schedule
+from study.components.schedules import (
+    SCHEDULES,
+    lr_curve,
+    lr_factor,
+    schedule_fn,
+    validate_schedule,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "schedule"
 T, EPOCH = 1000, 100  # total steps, steps per epoch

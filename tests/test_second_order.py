@@ -1,11 +1,11 @@
-"""Quasi-Newton reference experiment (study/second_order.py)."""
+"""Quasi-Newton reference experiment (study/experiments/second_order.py)."""
 
 import csv
 
 import pytest
 import torch
 
-from study.second_order import COLUMNS, METHODS, Objective, compare, main
+from study.experiments.second_order import COLUMNS, METHODS, Objective, compare, main
 
 
 def synthetic(n: int = 200, d: int = 20, classes: int = 3, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Test-time shift (study/shift.py): corruptions, drift, prior shift, AdaBN, evaluate_run, CLI."""
+"""Test-time shift (study/experiments/shift.py): corruptions, drift, prior shift, AdaBN, CLI."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from study import shift
-from study.layers import BatchRenorm
-from study.shift import (
+from study.components.layers import BatchRenorm
+from study.experiments import shift as shift
+from study.experiments.shift import (
     CORRUPTIONS,
     adapt_norm_statistics,
     corrupt,
@@ -326,7 +326,7 @@ def test_adabn_normalizes_through_relaxed_batch_renorm_layers():
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """A tiny synthetic dataset in the study's cache format: 4 classes of 12×12 images."""
-    from study.data import write_cache
+    from study.components.data import write_cache
 
     g = gen(5)
 
@@ -345,7 +345,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def make_run(folder: Path, norm: str = "batchnorm", dropout: float = 0.0) -> Path:
-    from study.models import build_model
+    from study.components.models import build_model
 
     model_cfg = OmegaConf.load(ROOT / "conf/model/resmlp.yaml")
     model_cfg.merge_with({"width": 16, "blocks": 1, "norm": norm, "dropout": dropout})
@@ -464,7 +464,7 @@ def test_python_m_study_shift_exits_nonzero_on_a_missing_model(tmp_path, cache):
     run = make_run(tmp_path / "run")
     (run / "model.pt").unlink()
     proc = subprocess.run(
-        [sys.executable, "-m", "study.shift", "--run", str(run), "--data", str(cache)],
+        [sys.executable, "-m", "study.experiments.shift", "--run", str(run), "--data", str(cache)],
         capture_output=True,
         text=True,
         cwd=ROOT,

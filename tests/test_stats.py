@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from study.stats import fmt, holm, mean_ci, paired_diff, verdict
+from study.analysis.stats import fmt, holm, mean_ci, paired_diff, verdict
 
 
 def test_mean_ci_is_the_student_t_interval():

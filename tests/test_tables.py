@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from study import tables
-from study.tables import build_tables, main, render, summarize
+from study.analysis import tables as tables
+from study.analysis.tables import build_tables, main, render, summarize
 
 HISTORY = (
     "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,eval_seconds\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from study.tuning import main, select
+from study.planning.tuning import main, select
 
 
 def point(variant, lr, val_loss, status="ok", val_acc=0.5):

@@ -13,7 +13,7 @@ import time
 import pytest
 from workflow_copy import copy_workflow, snakemake
 
-from study.ablation import load_ablations
+from study.planning.ablation import load_ablations
 from study.report import anchor
 
 USER_ABLATION = """\

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         help="draw only this figure (repeatable); default: all figures of the ablation",
     )
     args = parser.parse_args(argv)
-    from study.ablation import load_ablations
+    from study.planning.ablation import load_ablations
 
     ablations = load_ablations(args.ablations)
     if args.ablation not in ablations:

@@ -127,7 +127,7 @@ def _steps_per_epoch(hist: pd.DataFrame) -> int | None:
 def lr_schedules(ctx: Context) -> tuple[Figure, str]:
     what = "lr_schedules"
     try:
-        from study.schedules import lr_curve
+        from study.components.schedules import lr_curve
     except ImportError:
         lr_curve = None
     runs = ctx.runs(what) if (ctx.tables / "runs.csv").is_file() else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from study.layers import (
+from study.components.layers import (
     DropConnectConv2d,
     DropConnectLinear,
     ResidualBlock,

@@ -317,10 +317,10 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m study.data <name> <root> <cache.pt>``: decode once, check, write the cache."""
+    """``python -m study.components.data NAME ROOT CACHE``: decode, check, write the cache."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
-        print("usage: python -m study.data <name> <root> <cache.pt>", file=sys.stderr)
+        print("usage: python -m study.components.data <name> <root> <cache.pt>", file=sys.stderr)
         return 2
     name, root, cache = args
     try:

@@ -22,8 +22,8 @@ import pandas as pd
 import yaml
 from scipy import stats as sps
 
-from study.stats import fmt, mean_ci, paired_diff, verdict
-from study.tables import is_loss_metric, usable
+from study.analysis.stats import fmt, mean_ci, paired_diff, verdict
+from study.analysis.tables import is_loss_metric, usable
 
 COLUMNS = ["id", "claim", "ablation", "metric", "effect", "lo", "hi", "verdict", "figure", "detail"]
 VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")
@@ -87,7 +87,7 @@ def read_tables(tables_dir: Path) -> ClaimTables:
 
 
 def tables_from_frames(tables, scale_dir: Path) -> ClaimTables:
-    """The in-memory ``study.tables.Tables`` as claim inputs (lets the CLI check before writing)."""
+    """The in-memory tables (study.analysis.tables) as claim inputs, checked before writing."""
     return ClaimTables(tables.runs, tables.history, tables.shift, tables.tuning, Path(scale_dir))
 
 
@@ -187,7 +187,7 @@ def _matches(column: pd.Series, wanted) -> pd.Series:
 def run_values(t: ClaimTables, c: dict, ablation: str, variant: str) -> pd.Series | None:
     """One value per seed of ``variant`` for the claim's metric, or None if it cannot be measured.
 
-    Loss metrics of diverged runs are NaN (see study.tables.usable); such seeds drop out of pairs.
+    Loss metrics of diverged runs are NaN (see tables.usable); such seeds drop out of pairs.
     """
     metric, source = c["metric"], c.get("source", "runs")
     runs = t.runs
@@ -504,7 +504,7 @@ def second_order_cost(t: ClaimTables, c: dict) -> dict:
     """Second-order methods reach the target in fewer iterations, each costing more time.
 
     From ``<scale-dir>/<file>`` (columns method, iterations, seconds, reached and optionally
-    seconds_per_iter or s_per_iter), as written by study.second_order.
+    seconds_per_iter or s_per_iter), as written by study.experiments.second_order.
     Supported if every second-order method needs fewer iterations (mean over the rows that
     reached the target) than the best first-order method AND takes more seconds per iteration
     than the slowest first-order method; contradicted if either part fails. The effect is the
@@ -521,7 +521,7 @@ def second_order_cost(t: ClaimTables, c: dict) -> dict:
     missing = [col for col in SECOND_ORDER_COLUMNS if col not in df]
     if missing:
         raise ClaimsError(f"{path}: lacks the column(s) {', '.join(missing)}; rerun the benchmark")
-    # study.second_order writes s_per_iter; compute it for files that only have the totals.
+    # study.experiments.second_order writes s_per_iter; compute it for files with only the totals.
     if "seconds_per_iter" not in df:
         if "s_per_iter" in df:
             df["seconds_per_iter"] = df["s_per_iter"]
@@ -605,5 +605,5 @@ def evaluate(claims: list[dict], t: ClaimTables) -> pd.DataFrame:
 
 
 def evaluate_claims(claims_path: Path, tables_dir: Path) -> pd.DataFrame:
-    """Evaluate the claims file against the tables in ``tables_dir`` (written by study.tables)."""
+    """Evaluate the claims file against the tables in ``tables_dir`` (study.analysis.tables)."""
     return evaluate(load_claims(claims_path), read_tables(tables_dir))

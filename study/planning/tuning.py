@@ -6,7 +6,7 @@ looked at); the final runs then use that rate with every seed. A diverged point 
 search (too high a rate), not an error, and a winner on the edge of the grid is flagged: the true
 optimum may lie outside it.
 
-``python -m study.tuning --metric val_loss --out <selection.json> <metrics.json>...``
+``python -m study.planning.tuning --metric val_loss --out <selection.json> <metrics.json>...``
 """
 
 from __future__ import annotations

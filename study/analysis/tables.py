@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m study.tables --scale-dir results/<scale> --ablations conf/ablation \
+    python -m study.analysis.tables --scale-dir results/<scale> --ablations conf/ablation \
         [--claims conf/claims.yaml]
 
 Inputs are the run folders of docs/architecture.md (a run is complete when its metrics.json exists;
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from study.analysis.stats import fmt, holm, mean_ci, paired_diff, verdict
 from study.outputs import write_text
-from study.stats import fmt, holm, mean_ci, paired_diff, verdict
 
 STATUSES = ("ok", "diverged", "stopped_early")
 
@@ -403,7 +403,7 @@ class Tables:
 def build_tables(scale_dir: Path, ablations: Mapping) -> Tables:
     """Read all runs of a scale and summarize each ablation that has runs.
 
-    ``ablations`` maps an ablation name to its spec (``study.ablation.Ablation``; its baseline
+    ``ablations`` maps an ablation name to its spec (``study.planning.ablation.Ablation``; baseline
     and variant order are used). The number of seeds is what was run: scales cap the seeds of
     an ablation file, and the workflow only aggregates once every planned run is complete.
     """
@@ -442,15 +442,15 @@ def render(tables: Tables) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m study.tables", description=__doc__.split("\n")[0]
+        prog="python -m study.analysis.tables", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--scale-dir", required=True, type=Path, help="results/<scale>")
     parser.add_argument("--ablations", required=True, type=Path, help="folder of ablation files")
     parser.add_argument("--claims", type=Path, help="claims ledger (conf/claims.yaml)")
     args = parser.parse_args(argv)
 
-    from study.ablation import AblationError, load_ablations
-    from study.claims import ClaimsError, evaluate, load_claims, tables_from_frames
+    from study.analysis.claims import ClaimsError, evaluate, load_claims, tables_from_frames
+    from study.planning.ablation import AblationError, load_ablations
 
     try:
         if not args.ablations.is_dir():

@@ -10,7 +10,7 @@ Everything here is evaluation only (no retraining) and deterministic: shifted te
 a fixed seed in the shift settings, not the run's seed, so every model is scored on identical
 inputs and comparisons between variants and seeds are paired.
 
-CLI: ``python -m study.shift --run <run_dir> --data <cache.pt> [--threads 1]`` writes
+CLI: ``python -m study.experiments.shift --run <run_dir> --data <cache.pt> [--threads 1]`` writes
 ``<run_dir>/shift.csv`` with the columns in :data:`COLUMNS`.
 """
 
@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from study.config import CONF_DIR
 from study.outputs import atomic_path
 
 COLUMNS = ("shift", "severity", "adapted", "slice", "accuracy", "loss", "param", "n", "n_norm")
-DEFAULT_SETTINGS = Path(__file__).resolve().parents[1] / "conf" / "shift.yaml"
+DEFAULT_SETTINGS = CONF_DIR / "shift.yaml"
 
 # ------------------------------------------------------------------------------
 # Corruptions (Hendrycks & Dietterich 2019, "Benchmarking Neural Network Robustness to Common
@@ -384,8 +385,8 @@ def load_settings(path: str | Path | None = None):
 
 def _interfaces():
     # Imported here so the corruption and AdaBN functions work without the data and model modules.
-    from study.data import DataError, load_splits, normalize
-    from study.models import build_model
+    from study.components.data import DataError, load_splits, normalize
+    from study.components.models import build_model
 
     return build_model, load_splits, normalize, DataError
 
@@ -528,7 +529,7 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m study.shift",
+        prog="python -m study.experiments.shift",
         description="Evaluate a saved run under test-time distribution shift; writes shift.csv.",
     )
     p.add_argument("--run", required=True, help="run folder with config.yaml and model.pt")

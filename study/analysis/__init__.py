@@ -1,0 +1,1 @@
+"""From run folders to numbers: statistics, tables, the claims ledger."""

@@ -1,0 +1,4 @@
+"""Components the study builds by name.
+
+Data, models, layers, optimizers, schedules, regularizers, augmentations and corruptions.
+"""

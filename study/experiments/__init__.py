@@ -1,0 +1,1 @@
+"""Evaluation experiments on saved models or their own problems: shift, second order."""

@@ -1,0 +1,1 @@
+"""From ablation files to runs: planning and learning-rate tuning."""

@@ -1,0 +1,1 @@
+"""One training run: the orchestrator and its steps."""
