@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from study import bench
+from benchmarks import pipeline, plan, report, snakemake_log, throughput, user_loop, workflow
 from study.components.models import build_model
 from study.config import compose
 from study.planning.ablation import parse_ablation
@@ -110,14 +110,15 @@ def study(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory, fashion_cache):
+def quick(tmp_path_factory, fashion_cache, root):
     """One run of every section in quick mode, as a user would start it."""
     tmp = tmp_path_factory.mktemp("bench")
     scale_dir, log = write_study(tmp)
     out_json = tmp / "figures.json"
-    argv = [sys.executable, "-m", "study.bench", "all", "--quick", "--cache", str(fashion_cache)]
+    argv = [sys.executable, "-m", "benchmarks", "all", "--quick", "--cache", str(fashion_cache)]
     argv += ["--scale-dir", str(scale_dir), "--log", str(log), "--json", str(out_json)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    # The benchmark is not installed: it runs from the repository root.
+    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout, json.loads(out_json.read_text())
 
@@ -197,7 +198,7 @@ def test_rates_are_positive_and_ratios_are_the_quotients_of_the_printed_rates(qu
 
 def test_targets_carry_a_verdict_that_matches_the_value(quick):
     figures = parse_figures(quick[0])
-    for key, (op, bound) in bench.TARGETS.items():
+    for key, (op, bound) in report.TARGETS.items():
         value, note = figures[key]
         held = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
         assert note.endswith(f"target {op} {bound:g}: {'PASS' if held else 'MISS'}"), (key, note)
@@ -221,7 +222,7 @@ def test_efficiency_of_a_synthetic_study(study, capsys):
     stray = scale_dir / "runs" / "r" / "old" / "seed0"  # from an earlier invocation
     stray.mkdir(parents=True)
     (stray / "metrics.json").write_text(json.dumps({"wall_s": 100.0, "train_s": 1, "eval_s": 1}))
-    result = bench.efficiency(bench.Report(), scale_dir, log)
+    result = pipeline.efficiency(report.Report(), scale_dir, log)
     figures = {k: v for k, (v, _) in parse_figures(capsys.readouterr().out).items()}
     # Wall 20 s × 2 cores; runs of 8 + 11 + 7.5 s in jobs of 10, 12 and 8 s; prepare took 2 s.
     assert figures["study_wall_s"] == 20
@@ -238,13 +239,13 @@ def test_efficiency_of_a_synthetic_study(study, capsys):
 def test_log_parsing_reads_older_snakemake_and_picks_the_study_log(study, tmp_path):
     scale_dir, log = study
     old_style = LOG.replace("Finished jobid: 2 (Rule: train)", "Finished job 2.")
-    parsed = bench.parse_snakemake_log(log)
+    parsed = snakemake_log.parse_snakemake_log(log)
     old = tmp_path / "old.log"
     old.write_text(old_style)
     (tmp_path / ".snakemake" / "log" / "x.log").write_text(
         old_style
     )  # ignored: not *.snakemake.log
-    reparsed = bench.parse_snakemake_log(old)
+    reparsed = snakemake_log.parse_snakemake_log(old)
     assert [j.seconds for j in parsed.finished] == [2, 10, 12, 8, 0]
     assert {j.jobid: j.end for j in reparsed.jobs} == {j.jobid: j.end for j in parsed.jobs}
     assert parsed.jobs[1].rule == "train" and parsed.jobs[3].rule == "tune"
@@ -252,12 +253,12 @@ def test_log_parsing_reads_older_snakemake_and_picks_the_study_log(study, tmp_pa
     (log.parent / "2026-11-26T230000.000000.snakemake.log").write_text(LOG.split("[Thu")[0])
     other_scale = log.parent / "2026-11-26T231000.000000.snakemake.log"
     other_scale.write_text(LOG.replace("results/default/", "results/smoke/"))
-    assert bench.find_log(scale_dir.resolve(), log.parent) == log
+    assert snakemake_log.find_log(scale_dir.resolve(), log.parent) == log
 
 
 def test_eval_share_per_ablation_and_overall(study, capsys):
     scale_dir, _ = study
-    shares = bench.eval_share(bench.Report(), scale_dir)
+    shares = pipeline.eval_share(report.Report(), scale_dir)
     figures = {k: v for k, (v, _) in parse_figures(capsys.readouterr().out).items()}
     assert figures["eval_share:runs/r"] == pytest.approx(6 / 17, abs=1e-4)
     assert figures["eval_share:tune/opt"] == pytest.approx(1 / 5, abs=1e-4)
@@ -267,22 +268,22 @@ def test_eval_share_per_ablation_and_overall(study, capsys):
 
 def test_generated_ablation_plans_at_least_the_requested_runs():
     for n in (12, 1000):
-        text, runs = bench.grid_ablation(n)
+        text, runs = plan.grid_ablation(n)
         ablation = parse_ablation(
-            bench.ROOT / "conf/ablation/bench_grid.yaml", yaml.safe_load(text)
+            workflow.ROOT / "conf/ablation/bench_grid.yaml", yaml.safe_load(text)
         )
         assert len(ablation.variants) * ablation.seeds == runs >= n
         assert ablation.baseline in ablation.variants
 
 
 def test_job_stats_parser():
-    stats = bench.job_stats(LOG)
+    stats = plan.job_stats(LOG)
     assert stats == {"prepare_data": 1, "train": 2, "total": 5}
 
 
 def test_flop_count_of_the_default_model():
     model = build_model(compose([]).model, (1, 28, 28), 10)
-    forward, train = bench.train_flops_per_image(model)
+    forward, train = throughput.train_flops_per_image(model)
     macs = 784 * 256 + 3 * 2 * 256 * 256 + 256 * 10
     assert forward == 2 * macs
     # Backward: weight gradients everywhere, input gradients everywhere but the first layer.
@@ -292,7 +293,7 @@ def test_flop_count_of_the_default_model():
 def test_user_cutout_erases_one_clipped_square():
     torch.manual_seed(0)
     for _ in range(50):
-        img = bench.Cutout(10)(torch.ones(1, 28, 28))
+        img = user_loop.Cutout(10)(torch.ones(1, 28, 28))
         zero = (img[0] == 0).nonzero()
         rows, cols = zero[:, 0].unique(), zero[:, 1].unique()
         assert 1 <= len(rows) <= 10 and 1 <= len(cols) <= 10

@@ -9,6 +9,7 @@ copy runs the code under test. Nothing is shared with the repository's own resul
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
-from study.bench import copy_files
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ("Snakefile", "rules", "conf", "envs", "resources", "profiles", "paper/templates",
@@ -32,6 +31,20 @@ REDUCED = {"regularization": ("none", "l2", "dropout")}
 # runs.csv columns that depend on the machine's load or the clock, not on the computation.
 TIMING = ("wall_s", "train_s", "eval_s", "s_per_epoch", "images_per_s")
 RUN_FILES = ("metrics.json", "history.csv", "model.pt", "config.yaml")
+
+
+def copy_files(dest: Path, names: tuple[str, ...]) -> None:
+    """Copy the named files and folders of the checkout into ``dest``; names the checkout lacks
+    are skipped."""
+    for name in names:
+        src, target = ROOT / name, dest / name
+        if not src.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, target)
 
 
 def copy_workflow(

@@ -1,0 +1,90 @@
+"""A finished study's use of the machine, from its run folders and its Snakemake log.
+
+- ``efficiency``: in-run time of the study's jobs over its wall time × cores; also the mean
+  per-job overhead.
+- ``eval_share``: evaluation time over training + evaluation time, per ablation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from benchmarks.report import Report
+from benchmarks.snakemake_log import job_metrics, jobs_under, parse_snakemake_log
+from benchmarks.workflow import read_metrics
+
+
+def efficiency(report: Report, scale_dir: Path, log_path: Path, cores: int | None = None) -> dict:
+    scale_dir = Path(scale_dir).resolve()
+    log = parse_snakemake_log(log_path)
+    cores = cores or log.cores or os.cpu_count() or 1
+    in_run, overheads, job_walls = 0.0, [], []
+    by_rule: dict[str, list[float]] = defaultdict(list)
+    counted: set[Path] = set()
+    for job in jobs_under(log, scale_dir):
+        by_rule[job.rule].append(job.seconds)
+        metrics_path = job_metrics(log, job, scale_dir)
+        if metrics_path is None or not metrics_path.is_file():
+            continue
+        wall = float(read_metrics(metrics_path)["wall_s"])
+        in_run += wall
+        counted.add(metrics_path)
+        overheads.append(job.seconds - wall)
+        job_walls.append(job.seconds)
+    on_disk = set(scale_dir.rglob("metrics.json"))
+    if not counted:
+        # A log that names no outputs (another Snakemake version): count every run on disk.
+        for path in on_disk:
+            in_run += float(read_metrics(path)["wall_s"])
+        counted = on_disk
+    capacity = log.wall_s * cores
+    busy = sum(s for walls in by_rule.values() for s in walls)
+    report.section(f"pipeline efficiency: {scale_dir.name} study, log {log.path.name}")
+    report.add("study_wall_s", log.wall_s, "first to last timestamp of the Snakemake log")
+    report.add("study_cores", cores, "Snakemake --cores")
+    report.add("study_jobs", len(jobs_under(log, scale_dir)), "finished jobs of this scale")
+    report.add("in_run_jobs", len(counted), "runs and tuning runs with a metrics.json")
+    if len(on_disk) != len(counted):
+        report.add("metrics_not_from_log", len(on_disk - counted), "metrics.json not counted")
+    report.add("in_run_s", in_run, "sum of metrics.json wall_s")
+    report.add("efficiency", in_run / capacity, "in-run time / (wall × cores)")
+    report.add("busy_fraction", busy / capacity, "time cores ran any job / (wall × cores)")
+    if overheads:
+        report.add(
+            "job_overhead_mean_s",
+            statistics.fmean(overheads),
+            "per run: job wall (log, 1 s resolution) − in-run wall_s",
+        )
+        report.add("job_wall_mean_s", statistics.fmean(job_walls), "per run, from the log")
+    for rule, walls in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
+        report.add(f"rule_s:{rule}", sum(walls), f"{len(walls)} job(s)")
+    return {"in_run_s": in_run, "capacity_s": capacity, "overheads": overheads}
+
+
+def eval_share(report: Report, scale_dir: Path) -> dict[str, tuple[float, float, int]]:
+    """eval_s / (train_s + eval_s), summed over the runs of each ablation and over all runs."""
+    scale_dir = Path(scale_dir)
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for path in sorted(scale_dir.rglob("metrics.json")):
+        rel = path.relative_to(scale_dir).parts
+        metrics = read_metrics(path)
+        kind = "tune" if rel[0] == "tune" else "runs"
+        key = f"{kind}/{metrics.get('ablation') or rel[min(1, len(rel) - 2)]}"
+        for k in (key, "all"):
+            totals[k][0] += float(metrics.get("train_s") or 0.0)
+            totals[k][1] += float(metrics.get("eval_s") or 0.0)
+            totals[k][2] += 1
+    report.section(f"evaluation share: {scale_dir.name} study, eval_s / (train_s + eval_s)")
+    shares = {}
+    for key in sorted(totals, key=lambda k: (k == "all", k)):
+        train_s, eval_s, n = totals[key]
+        share = eval_s / (train_s + eval_s) if train_s + eval_s > 0 else math.nan
+        shares[key] = (train_s, eval_s, n)
+        report.add(
+            f"eval_share:{key}", share, f"{n} runs, train {train_s:.1f} s, eval {eval_s:.1f} s"
+        )
+    return shares

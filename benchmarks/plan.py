@@ -1,0 +1,80 @@
+"""Planning a large study: the time of ``snakemake -n`` on a copy of the workflow with a large
+generated ablation."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.report import Report, median
+from benchmarks.workflow import copy_workflow, time_command
+
+OPTIMS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "linear", "inverse_sqrt", "piecewise")
+
+
+def grid_ablation(n_runs: int, seeds: int = 3) -> tuple[str, int]:
+    """An ablation file (YAML text) whose grid gives at least ``n_runs`` runs: optimizers ×
+    schedules (distinct Hydra compositions) × dropout rates (value overrides)."""
+    side = max(1, min(len(OPTIMS), math.ceil(math.sqrt(n_runs / seeds))))
+    per_rate = side * side * seeds
+    rates = [round(0.05 * i, 2) for i in range(math.ceil(n_runs / per_rate))]
+    text = "\n".join(
+        [
+            "title: Planning benchmark",
+            "question: How long does planning a large study take?",
+            f"baseline: optim-{OPTIMS[0]}_schedule-{SCHEDULES[0]}_dropout-{rates[0]}",
+            f"seeds: {seeds}",
+            "common: [train.epochs=8]",
+            "grid:",
+            f"  optim: [{', '.join(OPTIMS[:side])}]",
+            f"  schedule: [{', '.join(SCHEDULES[:side])}]",
+            f"  model.dropout: [{', '.join(str(r) for r in rates)}]",
+        ]
+    )
+    return text + "\n", per_rate * len(rates)
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """The ``Job stats`` table of ``snakemake -n``: rule → number of jobs."""
+    stats, inside = {}, False
+    for line in output.splitlines():
+        if line.startswith("Job stats"):
+            inside, stats = True, {}
+            continue
+        if inside and (m := re.match(r"^(\w+)\s+(\d+)\s*$", line)):
+            stats[m.group(1)] = int(m.group(2))
+            if m.group(1) == "total":
+                inside = False
+    return stats
+
+
+def plan_time(report: Report, n_runs: int, repeats: int, keep_ablations: bool, scale: str):
+    tmp = Path(tempfile.mkdtemp(prefix="study-bench-plan-"))
+    try:
+        copy_workflow(tmp, keep_ablations)
+        text, grid_runs = grid_ablation(n_runs)
+        (tmp / "conf" / "ablation" / "bench_grid.yaml").write_text(text)
+        argv = [sys.executable, "-m", "snakemake", "-n", "--cores", "2"]
+        argv += ["--config", f"scale={scale}"]
+        times, stats = [], {}
+        for _ in range(repeats):
+            elapsed, stdout = time_command(argv, tmp)
+            times.append(elapsed)
+            stats = job_stats(stdout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    runs = stats.get("train", 0) + stats.get("tune", 0)
+    report.section(
+        f"planning: snakemake -n --cores 2 on a copy of the workflow with a generated grid "
+        f"({'plus' if keep_ablations else 'without'} the study's ablations), median of {repeats}"
+    )
+    report.add("plan_grid_runs", grid_runs, "runs of the generated ablation")
+    report.add("plan_runs", runs, "training and tuning runs planned")
+    report.add("plan_jobs", stats.get("total", 0), "jobs planned in all")
+    report.add("plan_s", median(times), "wall time of snakemake -n")
+    return times, stats

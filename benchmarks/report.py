@@ -1,0 +1,63 @@
+"""Output of the benchmark: one ``key value note`` line per figure, with the targets' verdicts."""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import subprocess
+
+TARGETS = {
+    "ratio_a_b": (">=", 3.5),
+    "ratio_a_c": (">=", 0.9),
+    "startup_ratio": ("<=", 1.3),
+    "efficiency": (">=", 0.85),
+    "plan_s": ("<", 10.0),
+}
+
+
+class Report:
+    """Collects the figures and prints each as ``key value note`` (one line, parseable)."""
+
+    def __init__(self):
+        self.figures: dict[str, float] = {}
+
+    def add(self, key: str, value: float, note: str = "") -> float:
+        self.figures[key] = value
+        verdict = ""
+        if key in TARGETS:
+            op, bound = TARGETS[key]
+            held = {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op]
+            verdict = f"target {op} {bound:g}: {'PASS' if held else 'MISS'}"
+            note = f"{note}; {verdict}" if note else verdict
+        print(f"{key:<34} {fmt(value):>12}  {note}".rstrip(), flush=True)
+        return value
+
+    def section(self, title: str) -> None:
+        print(f"\n# {title}", flush=True)
+
+
+def fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return "nan"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.4f}"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def cpu_name() -> str:
+    """lscpu's model name (the processor as the cloud or the vendor calls it)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
