@@ -102,7 +102,7 @@ def autocast(device: torch.device, precision: str):
 
 def weight_statistics(model) -> tuple[float, float]:
     """Fraction of weights with |w| < 1e-3 (the L1-sparsity claim) and their total L2 norm."""
-    from study.components.optimizers import weights
+    from study.components.regularizers import weights
 
     flat = torch.cat([w.detach().flatten().float() for w in weights(model)])
     return float((flat.abs() < 1e-3).float().mean()), float(flat.norm())
@@ -180,7 +180,8 @@ def train_run(cfg: DictConfig) -> dict:
     from study.components.data import load_splits, normalize
     from study.components.layers import set_progress
     from study.components.models import build_model
-    from study.components.optimizers import build_optimizer, penalty
+    from study.components.optimizers import build_optimizer
+    from study.components.regularizers import penalty
     from study.components.schedules import schedule_fn
 
     wall_start = time.perf_counter()
