@@ -442,7 +442,8 @@ def first_step(cfg):
     from study.components.data import load_splits, normalize
     from study.components.layers import set_progress
     from study.components.models import build_model
-    from study.components.optimizers import build_optimizer, penalty
+    from study.components.optimizers import build_optimizer
+    from study.components.regularizers import penalty
     from study.components.schedules import lr_factor
 
     torch.set_num_threads(cfg.threads)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from study.components.data import normalize
-from study.components.optimizers import weights
+from study.components.regularizers import weights
 
 
 def autocast(device: torch.device, precision: str):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from study.components.augmentations import augment_batch
 from study.components.data import normalize
 from study.components.layers import set_progress
-from study.components.optimizers import penalty
+from study.components.regularizers import penalty
 from study.training import evaluation
 from study.training.parts import Progress, RunParts
 
