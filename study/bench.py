@@ -5,10 +5,10 @@
 - ``throughput``: images per second of three training loops side by side in one process, on the
   default model (resmlp) and data (10,000 Fashion-MNIST images, batch 128, AdamW):
   (a) the study's own loop with augmentation (shift 2, flip, cutout 10), through the real
-  ``study.train.train_run``; (b) the loop users would write instead: torchvision's FashionMNIST
-  Dataset with per-image PIL transforms and a DataLoader; (c) the compute-only limit: the same
-  model and optimizer stepping on pre-made normalized batches. Also the achieved FLOP/s of (c)
-  against a matmul peak measured in the same run.
+  ``study.training.run.train_run``; (b) the loop users would write instead: torchvision's
+  FashionMNIST Dataset with per-image PIL transforms and a DataLoader; (c) the compute-only limit:
+  the same model and optimizer stepping on pre-made normalized batches. Also the achieved FLOP/s
+  of (c) against a matmul peak measured in the same run.
 - ``startup``: ``python -c "import torch"`` against a training job's start-up up to its first
   optimizer step (the real ``study.train.main`` with the data left out), in fresh interpreters.
 - ``efficiency``: in-run time of a finished study's jobs over its wall time × cores, from
@@ -302,7 +302,7 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
     from study.components.data import load_splits, normalize, read_dataset, write_cache
     from study.components.optimizers import build_optimizer
     from study.startup import avoid_compiler_import
-    from study.train import pick_device, train_run
+    from study.training.run import pick_device, train_run
 
     # The job applies this patch before torch.optim's first call; torchvision imports the
     # compiler stack, which would make the patch step aside, so it goes first here as well.
