@@ -94,7 +94,7 @@ def test_evaluation_never_augments(fashion_cache):
     import torch.nn.functional as F
 
     from study.components.data import make_splits, normalize, read_cache
-    from study.train import evaluate
+    from study.training.evaluation import evaluate
 
     splits = make_splits(read_cache(fashion_cache), n_train=100, n_val=100, n_test=200)
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from study.config import CONF_DIR, GROUPS, ConfigError, compose, config_hash, options_of, validate
-from study.train import train_run
+from study.training.run import train_run
 
 OPTIONS = [(group, option) for group in GROUPS for option in options_of(group)]
 TINY = [

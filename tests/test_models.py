@@ -15,6 +15,7 @@ from study.components.layers import (
     set_progress,
 )
 from study.components.models import MODELS, build_model
+from study.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 SHAPES = [(1, 28, 28), (3, 32, 32)]
@@ -141,3 +142,18 @@ def test_unknown_names_are_reported():
     assert "resmlp" in str(info.value) and "resnet" in str(info.value)
     with pytest.raises(ValueError, match="'weightnorm'"):
         build_model(load("resnet", norm="weightnorm"), (3, 32, 32), 10)
+
+
+def test_unknown_model_is_one_line_listing_the_valid_names():
+    with pytest.raises(ConfigError) as error:
+        build_model(load("resmlp", name="transformer"), (1, 28, 28), 10)
+    assert str(error.value) == (
+        "model.name='transformer' is an unknown model; use one of resmlp, resnet"
+    )
+
+
+def test_only_the_convolutional_network_runs_channels_last():
+    assert {name: MODELS.get(name).channels_last for name in MODELS} == {
+        "resmlp": False,
+        "resnet": True,
+    }

@@ -8,13 +8,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from study.components.optimizers import (
-    OPTIMIZERS,
-    build_optimizer,
-    penalty,
-    validate_optim,
-    weights,
-)
+from study.components.optimizers import OPTIMIZERS, build_optimizer, validate_optim
+from study.components.regularizers import penalty, weights
+from study.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optim"
 
@@ -258,3 +254,22 @@ def test_nesterov_needs_momentum():
 def test_build_validates_before_building():
     with pytest.raises(ValueError, match=r"optim\.lr"):
         build_optimizer(cfg("adamw", lr=-1.0), nn.Linear(2, 2))
+
+
+def test_unknown_optimizer_is_one_line_listing_the_valid_names():
+    with pytest.raises(ConfigError) as error:
+        build_optimizer({"name": "adamax", "lr": 0.1}, nn.Linear(2, 2))
+    assert str(error.value) == (
+        "optim.name='adamax' is an unknown optimizer; use one of "
+        "adagrad, adam, adamw, lbfgs, momentum, nesterov, rmsprop, sgd"
+    )
+
+
+def test_only_lbfgs_steps_with_a_closure():
+    assert [name for name in OPTIMIZERS if OPTIMIZERS.get(name).needs_closure] == ["lbfgs"]
+
+
+def test_line_search_is_checked_for_lbfgs_only():
+    with pytest.raises(ConfigError, match=r"optim\.line_search must be strong_wolfe or none"):
+        validate_optim({"name": "lbfgs", "lr": 1.0, "line_search": "armijo"})
+    validate_optim({"name": "adam", "lr": 0.1, "line_search": "armijo"})

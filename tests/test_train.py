@@ -9,9 +9,12 @@ import sys
 import pytest
 import torch
 
-import study.train as train_module
+import study.training.evaluation as evaluation_module
 from study.config import compose
-from study.train import BestEpoch, non_iid_order, train_run
+from study.training.batches import non_iid_order
+from study.training.checkpoint import BestEpoch
+from study.training.results import HISTORY_COLUMNS
+from study.training.run import train_run
 
 TINY = [
     "data.n_train=256",
@@ -46,7 +49,7 @@ def test_run_writes_the_contracted_files(tmp_path, fashion_cache):
     assert 0 <= on_disk["weight_sparsity"] <= 1 and on_disk["weight_norm"] > 0
     assert on_disk["n_params"] > 0 and on_disk["config"]["optim"]["name"] == "adamw"
     header = (out / "history.csv").read_text().splitlines()[0]
-    assert header == ",".join(train_module.HISTORY_COLUMNS)
+    assert header == ",".join(HISTORY_COLUMNS)
     state = torch.load(out / "model.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
 
@@ -134,7 +137,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_numbers(
     overrides = ["train.checkpoint=true", "augment.cutout=6", "model.dropout=0.2"]
     reference, _ = run(tmp_path, fashion_cache, *overrides, name="reference")
 
-    real_evaluate, calls = train_module.evaluate, []
+    real_evaluate, calls = evaluation_module.evaluate, []
 
     def preempted(*args, **kwargs):
         calls.append(1)
@@ -142,12 +145,12 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_numbers(
             raise KeyboardInterrupt("preempted")
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", preempted)
+    monkeypatch.setattr(evaluation_module, "evaluate", preempted)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, fashion_cache, *overrides, name="preempted")
     out = tmp_path / "preempted"
     assert (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluation_module, "evaluate", real_evaluate)
     resumed, _ = run(tmp_path, fashion_cache, *overrides, name="preempted")
     for metrics in (reference, resumed):
         metrics.pop("config")

@@ -13,6 +13,9 @@ the linearly decaying rates of Huang et al. 2016 counted over all blocks of the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -23,6 +26,20 @@ from study.components.layers import (
     make_norm,
     stochastic_depth_rates,
 )
+from study.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One network: ``build(cfg_model, in_shape, n_classes)``, and whether its activations should
+    be kept channels-last on a GPU (convolutions, where cuDNN's fastest kernels want NHWC)."""
+
+    build: Callable[..., nn.Module]
+    channels_last: bool = False
+
+
+MODELS: Registry[ModelSpec] = Registry("model", "model.name", ModelSpec)
+"""Config name (``model.name``) → :class:`ModelSpec`."""
 
 
 def _norm_options(cfg) -> dict:
@@ -138,20 +155,9 @@ class ResNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
-MODELS = {"resmlp": ResMLP, "resnet": ResNet}
-
-
-def build_model(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
-    """Build ``cfg_model.name`` for normalized float inputs of shape (N, *in_shape).
-
-    ``cfg_model`` is the ``model`` group of the run config (a DictConfig or any mapping) with the
-    keys of conf/model/resmlp.yaml; ``renorm`` is read only when ``norm`` is batchrenorm.
-    """
-    name = cfg_model["name"]
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
-    channels, height, width = (int(v) for v in in_shape)
-    common = dict(
+def _shared_options(cfg_model, n_classes: int) -> dict:
+    """The keys both networks read: size, normalization and the model-side regularizers."""
+    return dict(
         n_classes=int(n_classes),
         width=int(cfg_model["width"]),
         blocks=int(cfg_model["blocks"]),
@@ -161,9 +167,26 @@ def build_model(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn
         dropconnect=float(cfg_model["dropconnect"]),
         stochastic_depth=float(cfg_model["stochastic_depth"]),
     )
-    if name == "resmlp":
-        return ResMLP(in_features=channels * height * width, **common)
-    return ResNet(in_channels=channels, **common)
 
 
-__all__ = ["MODELS", "ResMLP", "ResNet", "build_model"]
+@MODELS.builder("resmlp")
+def _build_resmlp(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    channels, height, width = (int(v) for v in in_shape)
+    return ResMLP(in_features=channels * height * width, **_shared_options(cfg_model, n_classes))
+
+
+@MODELS.builder("resnet", channels_last=True)
+def _build_resnet(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    return ResNet(in_channels=int(in_shape[0]), **_shared_options(cfg_model, n_classes))
+
+
+def build_model(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Build ``cfg_model.name`` for normalized float inputs of shape (N, *in_shape).
+
+    ``cfg_model`` is the ``model`` group of the run config (a DictConfig or any mapping) with the
+    keys of conf/model/resmlp.yaml; ``renorm`` is read only when ``norm`` is batchrenorm.
+    """
+    return MODELS.get(cfg_model["name"]).build(cfg_model, in_shape, n_classes)
+
+
+__all__ = ["MODELS", "ModelSpec", "ResMLP", "ResNet", "build_model"]

@@ -1,9 +1,9 @@
-"""Optimizers, weight decay and explicit L1/L2 penalties.
+"""Optimizers and their weight decay, one :data:`OPTIMIZERS` entry per ``conf/optim/*.yaml``.
 
 Two ways of shrinking the weights are studied and kept apart:
 
-* ``regularization.{l1,l2}``: penalty terms added to the loss (:func:`penalty`). They are part of
-  the objective, so every optimizer sees them through the gradient.
+* ``regularization.{l1,l2}``: penalty terms added to the loss (study/components/regularizers.py).
+  They are part of the objective, so every optimizer sees them through the gradient.
 * ``optim.weight_decay``: the optimizer's own decay (:func:`build_optimizer`). For every optimizer
   except AdamW it is torch's coupled form (``wd·w`` added to the gradient, i.e. an L2 penalty of
   ``wd/2·Σw²``); for AdamW it is decoupled (Loshchilov & Hutter 2019), ``w ← w − lr·wd·w``,
@@ -19,43 +19,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from study.components.regularizers import weights
+from study.errors import ConfigError
+from study.registry import Registry
 from study.startup import avoid_compiler_import
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer: ``build(cfg_optim, model)``, its own config checks ``validate(cfg_optim)``
+    beyond the ones every optimizer shares, and whether ``step`` needs a closure that re-evaluates
+    the loss (line-search methods)."""
+
+    build: Callable[[Mapping[str, Any], nn.Module], torch.optim.Optimizer]
+    validate: Callable[[Mapping[str, Any]], None] | None = None
+    needs_closure: bool = False
+
+
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer", "optim.name", OptimizerSpec)
+"""Config name (``optim.name``) → :class:`OptimizerSpec`."""
 
 __all__ = [
     "OPTIMIZERS",
+    "OptimizerSpec",
     "build_optimizer",
-    "penalty",
     "validate_optim",
-    "weights",
 ]
-
-
-def weights(model: nn.Module) -> list[nn.Parameter]:
-    """The model's weights: parameters with ``ndim >= 2`` (Linear and Conv weights)."""
-    return [p for p in model.parameters() if p.ndim >= 2]
-
-
-def penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
-    """``l2/2 · Σ w² + l1 · Σ |w|`` over :func:`weights` (biases and norm parameters excluded).
-
-    Returns a 0-dim zero without touching the parameters when both coefficients are 0, so the
-    training loop can add it unconditionally.
-    """
-    ws = weights(model)
-    device = ws[0].device if ws else None
-    total = torch.zeros((), device=device)
-    if not ws or (l1 == 0 and l2 == 0):
-        return total
-    if l2 != 0:
-        total = total + (l2 / 2) * sum(w.pow(2).sum() for w in ws)
-    if l1 != 0:
-        total = total + l1 * sum(w.abs().sum() for w in ws)
-    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,7 +70,7 @@ def _is_number(value: Any) -> bool:
 def _check_lr(cfg: Mapping[str, Any]) -> None:
     lr = cfg.get("lr")
     if not (_is_number(lr) and math.isfinite(lr) and lr > 0):
-        raise ValueError(
+        raise ConfigError(
             f"optim.lr must be a finite positive number, got {lr!r}: set optim.lr=<value>, "
             "e.g. optim.lr=0.1 for SGD or optim.lr=0.001 for Adam"
         )
@@ -89,7 +84,7 @@ def _check_range(cfg: Mapping[str, Any], key: str, low: float, high: float, clos
     ok = _is_number(value) and low <= value and (value <= high if closed_high else value < high)
     if not ok:
         bracket = "]" if closed_high else ")"
-        raise ValueError(
+        raise ConfigError(
             f"optim.{key} must be a number in [{low:g}, {high:g}{bracket}, got {value!r}: "
             f"set optim.{key} to a value in that range"
         )
@@ -100,7 +95,7 @@ def _check_nonneg(cfg: Mapping[str, Any], key: str) -> None:
         return
     value = cfg.get(key)
     if not (_is_number(value) and math.isfinite(value) and value >= 0):
-        raise ValueError(
+        raise ConfigError(
             f"optim.{key} must be a finite number >= 0, got {value!r}: "
             f"set optim.{key}=0 to disable it or a small positive value"
         )
@@ -115,7 +110,7 @@ def _check_positive(cfg: Mapping[str, Any], key: str, integer: bool = False) -> 
         ok = ok and isinstance(value, int)
     if not ok:
         kind = "a positive integer" if integer else "a finite positive number"
-        raise ValueError(f"optim.{key} must be {kind}, got {value!r}: set optim.{key} accordingly")
+        raise ConfigError(f"optim.{key} must be {kind}, got {value!r}: set optim.{key} accordingly")
 
 
 def _check_betas(cfg: Mapping[str, Any]) -> None:
@@ -127,19 +122,19 @@ def _check_betas(cfg: Mapping[str, Any]) -> None:
     except TypeError:
         pair = None
     if not (pair and len(pair) == 2 and all(_is_number(b) and 0 <= b < 1 for b in pair)):
-        raise ValueError(
+        raise ConfigError(
             f"optim.betas must be two numbers in [0, 1), got {betas!r}: "
             "set optim.betas=[0.9,0.999] (Kingma & Ba 2015)"
         )
 
 
 def validate_optim(cfg_optim: Mapping[str, Any]) -> None:
-    """Check an ``optim`` config without a model; raises ``ValueError`` with one clear message."""
-    name = cfg_optim.get("name")
-    if name not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer optim.name={name!r}; valid names: {', '.join(sorted(OPTIMIZERS))}"
-        )
+    """Check an ``optim`` config without a model; raises ``ConfigError`` with one clear message.
+
+    The checks here hold for every optimizer (conf/optim/*.yaml share their keys); an entry's own
+    ``validate`` adds the ones only it reads.
+    """
+    spec = OPTIMIZERS.get(cfg_optim.get("name"))
     _check_lr(cfg_optim)
     _check_nonneg(cfg_optim, "weight_decay")
     _check_range(cfg_optim, "momentum", 0.0, 1.0)
@@ -151,18 +146,14 @@ def validate_optim(cfg_optim: Mapping[str, Any]) -> None:
     _check_positive(cfg_optim, "max_eval", integer=True)
     nesterov = cfg_optim.get("nesterov")
     if nesterov is not None and not isinstance(nesterov, bool):
-        raise ValueError(f"optim.nesterov must be true or false, got {nesterov!r}")
+        raise ConfigError(f"optim.nesterov must be true or false, got {nesterov!r}")
     if nesterov and not _get(cfg_optim, "momentum", 0.0) > 0:
-        raise ValueError(
+        raise ConfigError(
             "optim.nesterov=true needs optim.momentum > 0: set optim.momentum=0.9 "
             "or optim.nesterov=false"
         )
-    line_search = cfg_optim.get("line_search")
-    if name == "lbfgs" and line_search not in (None, "none", "strong_wolfe"):
-        raise ValueError(
-            f"optim.line_search must be strong_wolfe or none, got {line_search!r}: "
-            "set optim.line_search=strong_wolfe"
-        )
+    if spec.validate is not None:
+        spec.validate(cfg_optim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,20 +187,24 @@ def _sgd(cfg: Mapping[str, Any], model: nn.Module, defaults: Mapping[str, Any]):
     )
 
 
+@OPTIMIZERS.builder("sgd")
 def _build_sgd(cfg, model):
     return _sgd(cfg, model, {"momentum": 0.0, "nesterov": False})
 
 
+@OPTIMIZERS.builder("momentum")
 def _build_momentum(cfg, model):
     # Heavy-ball momentum (Polyak 1964) as implemented by torch: v ← μv + g, w ← w − lr·v.
     return _sgd(cfg, model, {"momentum": 0.9, "nesterov": False})
 
 
+@OPTIMIZERS.builder("nesterov")
 def _build_nesterov(cfg, model):
     # Nesterov's accelerated gradient in the form of Sutskever et al. (2013).
     return _sgd(cfg, model, {"momentum": 0.9, "nesterov": True})
 
 
+@OPTIMIZERS.builder("adagrad")
 def _build_adagrad(cfg, model):
     # Duchi et al. (2011): per-coordinate step lr / sqrt(Σ g²).
     return torch.optim.Adagrad(
@@ -219,6 +214,7 @@ def _build_adagrad(cfg, model):
     )
 
 
+@OPTIMIZERS.builder("rmsprop")
 def _build_rmsprop(cfg, model):
     # Tieleman & Hinton (2012): divide by a running average of g² (decay alpha) instead of the sum.
     return torch.optim.RMSprop(
@@ -235,6 +231,7 @@ def _betas(cfg) -> tuple[float, float]:
     return float(b1), float(b2)
 
 
+@OPTIMIZERS.builder("adam")
 def _build_adam(cfg, model):
     # Kingma & Ba (2015). weight_decay here is coupled: wd·w joins the gradient before the
     # division by sqrt(v), so weights with large gradients are barely decayed.
@@ -246,6 +243,7 @@ def _build_adam(cfg, model):
     )
 
 
+@OPTIMIZERS.builder("adamw")
 def _build_adamw(cfg, model):
     # Loshchilov & Hutter (2019): decoupled decay w ← w − lr·wd·w, applied outside Adam's
     # normalization. torch's AdamW defaults to weight_decay=0.01, so the value is always explicit.
@@ -290,6 +288,17 @@ class DecayedLBFGS(torch.optim.LBFGS):
         return super().step(decayed_closure)
 
 
+def _validate_lbfgs(cfg: Mapping[str, Any]) -> None:
+    line_search = cfg.get("line_search")
+    if line_search not in (None, "none", "strong_wolfe"):
+        raise ConfigError(
+            f"optim.line_search must be strong_wolfe or none, got {line_search!r}: "
+            "set optim.line_search=strong_wolfe"
+        )
+
+
+# L-BFGS re-evaluates the loss during its line search, so its step takes a closure.
+@OPTIMIZERS.builder("lbfgs", validate=_validate_lbfgs, needs_closure=True)
 def _build_lbfgs(cfg, model):
     params = [p for p in model.parameters() if p.requires_grad]
     line_search = _get(cfg, "line_search", "strong_wolfe")
@@ -307,25 +316,13 @@ def _build_lbfgs(cfg, model):
     )
 
 
-OPTIMIZERS: dict[str, Callable[[Mapping[str, Any], nn.Module], torch.optim.Optimizer]] = {
-    "sgd": _build_sgd,
-    "momentum": _build_momentum,
-    "nesterov": _build_nesterov,
-    "adagrad": _build_adagrad,
-    "rmsprop": _build_rmsprop,
-    "adam": _build_adam,
-    "adamw": _build_adamw,
-    "lbfgs": _build_lbfgs,
-}
-"""Config name (``optim.name``) → builder ``(cfg_optim, model) -> Optimizer``."""
-
-
 def build_optimizer(cfg_optim: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
     """Build the optimizer named by ``cfg_optim.name`` for ``model`` after validating the config.
 
     Weight decay applies to :func:`weights` only: every optimizer but L-BFGS gets two parameter
-    groups (decayed weights, undecayed rest). L-BFGS needs a closure: ``optimizer.step(closure)``.
+    groups (decayed weights, undecayed rest). An entry with ``needs_closure`` (L-BFGS) steps with
+    ``optimizer.step(closure)``.
     """
     validate_optim(cfg_optim)
     avoid_compiler_import()
-    return OPTIMIZERS[cfg_optim["name"]](cfg_optim, model)
+    return OPTIMIZERS.get(cfg_optim["name"]).build(cfg_optim, model)

@@ -1,0 +1,126 @@
+"""The epochs of a run: steps, the divergence check, evaluation, early stopping, checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from study.components.augmentations import augment_batch
+from study.components.data import normalize
+from study.components.layers import set_progress
+from study.components.regularizers import penalty
+from study.training import evaluation
+from study.training.parts import Progress, RunParts
+
+log = logging.getLogger("study.train")
+
+# On a GPU a divergence check syncs with the host, so it looks back over this many steps at once.
+GPU_CHECK_EVERY = 50
+
+
+def first_diverged(losses: torch.Tensor, limit: float) -> int | None:
+    """Index of the first loss that is not finite or above ``limit``, or None."""
+    bad = ~torch.isfinite(losses) | (losses > limit)
+    return int(bad.nonzero()[0]) if bool(bad.any()) else None
+
+
+def check_due(device: torch.device, i: int, steps: int) -> bool:
+    """On the CPU a check per step is free; on a GPU only every ``GPU_CHECK_EVERY`` steps."""
+    return device.type == "cpu" or i % GPU_CHECK_EVERY == GPU_CHECK_EVERY - 1 or i == steps - 1
+
+
+def training_batch(parts: RunParts, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (augmented, normalized, in the model's memory format) and labels of ``idx``."""
+    splits = parts.splits
+    xb = splits.train_x.index_select(0, idx)
+    if parts.augment is not None:
+        xb = augment_batch(xb, parts.augment, parts.generator)
+    xb = normalize(xb, splits.mean, splits.std).contiguous(memory_format=parts.memory_format)
+    return xb, splits.train_y.index_select(0, idx)
+
+
+def set_learning_rate(parts: RunParts, step: int) -> float:
+    lr = parts.base_lr * parts.lr_factor(step)
+    for group in parts.optimizer.param_groups:
+        group["lr"] = lr
+    if parts.progress_aware:
+        set_progress(parts.model, step / parts.total_steps)  # layers annealed over the run
+    return lr
+
+
+def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on one batch; returns the batch's cross-entropy (without penalty)."""
+    model, optimizer, l1, l2 = parts.model, parts.optimizer, parts.l1, parts.l2
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        with evaluation.autocast(parts.device, parts.precision):
+            logits = model(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        objective = loss + penalty(model, l1, l2) if l1 > 0 or l2 > 0 else loss
+        objective.backward()
+        closure.loss = loss.detach()
+        return objective
+
+    if parts.needs_closure:
+        optimizer.step(closure)  # evaluates the loss as often as its line search needs
+    else:
+        closure()
+        optimizer.step()
+    return closure.loss
+
+
+def train_epoch(parts: RunParts, progress: Progress) -> tuple[int, float] | None:
+    """One epoch of steps; on divergence, stops and returns (run step, loss) of the first bad
+    step (a loss not finite or above ``diverge_at``), else None."""
+    parts.model.train()
+    order = parts.batch_order(parts.generator)
+    steps, batch_size = parts.steps_per_epoch, parts.batch_size
+    losses = torch.empty(steps, device=parts.device)
+    checked, first_step = 0, progress.step
+    for i in range(steps):
+        xb, yb = training_batch(parts, order[i * batch_size : (i + 1) * batch_size])
+        progress.lr = set_learning_rate(parts, progress.step)
+        losses[i] = train_step(parts, xb, yb)
+        progress.step += 1
+        if check_due(parts.device, i, steps):
+            bad = first_diverged(losses[checked : i + 1], parts.diverge_at)
+            if bad is not None:
+                return first_step + checked + bad, float(losses[checked + bad])
+            checked = i + 1
+    return None
+
+
+def train_epochs(parts: RunParts, progress: Progress) -> None:
+    """Train from ``progress.start_epoch`` until the last epoch, divergence or early stop."""
+    for epoch in range(progress.start_epoch, parts.epochs + 1):
+        t0 = time.perf_counter()
+        diverged = train_epoch(parts, progress)
+        epoch_s = time.perf_counter() - t0
+        progress.train_s += epoch_s
+        if diverged:
+            progress.status, progress.diverged_step = "diverged", diverged[0]
+            log.warning("diverged at step %d (epoch %d): loss %s", diverged[0], epoch, diverged[1])
+            return
+        row = {"epoch": epoch, "step": progress.step, "lr": progress.lr}
+        row |= evaluation.evaluate_splits(parts)
+        row["seconds"] = epoch_s
+        progress.eval_s += row["eval_seconds"]
+        progress.history.append(row)
+        log.info(
+            "epoch %d/%d  train %.4f/%.3f  val %.4f/%.3f  test %.4f/%.3f  %.1fs (+%.1fs eval)",
+            epoch, parts.epochs, row["train_loss"], row["train_acc"], row["val_loss"],
+            row["val_acc"], row["test_loss"], row["test_acc"], epoch_s, row["eval_seconds"],
+        )  # fmt: skip
+        if not math.isfinite(row["val_loss"]):
+            progress.status, progress.diverged_step = "diverged", progress.step
+            return
+        if progress.best.update(epoch, row["val_loss"], parts.model):
+            progress.status = "stopped_early"
+            log.info("early stop: no lower validation loss for %d epochs", progress.best.patience)
+            return
+        parts.checkpoint.save(**parts.state_dict(), **progress.state_dict(epoch))

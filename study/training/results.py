@@ -1,0 +1,110 @@
+"""A run's results: the final epoch, the metrics, and the files of the run folder.
+
+Every file is written atomically, ``metrics.json`` last, so a killed job never leaves a folder
+that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from study.outputs import atomic_path, write_text
+from study.provenance import git_state, hardware, package_versions
+from study.training.evaluation import weight_statistics
+from study.training.parts import Progress, RunParts
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+    "eval_seconds",
+)
+SCORES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+
+
+def finite_or_none(value):
+    """JSON has no NaN: a diverged run's missing numbers are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    def fmt(v):
+        v = finite_or_none(v)
+        return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join(fmt(row[c]) for c in HISTORY_COLUMNS) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def select_final_epoch(parts: RunParts, progress: Progress) -> dict:
+    """The history row the run reports. With early stopping the model returned is the best
+    validation epoch's (its weights are restored); otherwise the last epoch's."""
+    best, history = progress.best, progress.history
+    if progress.status != "diverged" and best.restore(parts.model):
+        return history[best.epoch - 1]
+    return history[-1] if history else {}
+
+
+def assemble_metrics(parts: RunParts, progress: Progress, final: dict, wall_s: float) -> dict:
+    """metrics.json's content: scores, outcome, timings, sizes, config and provenance."""
+    cfg, best, nan = parts.cfg, progress.best, math.nan
+    epochs_run, train_s = len(progress.history), progress.train_s
+    sparsity, norm = weight_statistics(parts.model)
+    best_row = progress.history[best.epoch - 1] if best.epoch else {}
+    steps_this_job = progress.step - (progress.start_epoch - 1) * parts.steps_per_epoch
+    metrics = {
+        "status": progress.status,
+        "ablation": cfg.run.ablation,
+        "variant": cfg.run.variant,
+        "seed": cfg.seed,
+        "scale": OmegaConf.select(cfg, "run.scale", default=None),
+        **{k: final.get(k, nan) for k in SCORES},
+        "gap_acc": final.get("train_acc", nan) - final.get("test_acc", nan),
+        "gap_loss": final.get("test_loss", nan) - final.get("train_loss", nan),
+        "best_epoch": best.epoch or None,
+        "best_val_loss": best_row.get("val_loss", nan),
+        "best_val_acc": best_row.get("val_acc", nan),
+        "epochs_run": epochs_run,
+        "diverged_step": progress.diverged_step,
+        "wall_s": wall_s,
+        "train_s": train_s,
+        "eval_s": progress.eval_s,
+        "s_per_epoch": train_s / max(epochs_run, 1),
+        "images_per_s": steps_this_job * parts.batch_size / train_s if train_s > 0 else nan,
+        "n_params": parts.n_params,
+        "weight_sparsity": sparsity,
+        "weight_norm": norm,
+        "lr": parts.base_lr,
+        "steps_per_epoch": parts.steps_per_epoch,
+        "config_hash": parts.digest,
+    }
+    metrics = {k: finite_or_none(v) for k, v in metrics.items()}
+    metrics["config"] = OmegaConf.to_container(cfg, resolve=True)
+    metrics["versions"] = {**package_versions(), **git_state()}
+    metrics["hardware"] = hardware(parts.device, torch.get_num_threads())
+    return metrics
+
+
+def write_run(parts: RunParts, history: list[dict], metrics: dict) -> None:
+    """history.csv, model.pt, config.yaml, then metrics.json: its presence marks a finished run."""
+    out = parts.out
+    write_history(out / "history.csv", history)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(parts.model.state_dict(), tmp)
+    write_text(out / "config.yaml", OmegaConf.to_yaml(parts.cfg, resolve=True))
+    write_text(out / "metrics.json", json.dumps(metrics, indent=1) + "\n")
