@@ -11,12 +11,19 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
-from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from study.components.checks import (
+    BOOLEAN,
+    Rule,
+    check_rules,
+    int_at_least,
+    one_of,
+    optional_int_at_least,
+    real_above,
+)
 from study.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -122,62 +129,11 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def int_at_least(low: int) -> Callable:
-    return lambda v: _is_int(v) and v >= low, f"an integer >= {low}"
-
-
-def optional_int_at_least(low: int) -> Callable:
-    return lambda v: v is None or (_is_int(v) and v >= low), f"null or an integer >= {low}"
-
-
-def real_in(low: float, high: float, high_open: bool = True) -> tuple:
-    bracket = ")" if high_open else "]"
-    if high_open:
-        return lambda v: _is_real(v) and low <= v < high, f"a number in [{low}, {high}{bracket}"
-    return lambda v: _is_real(v) and low <= v <= high, f"a number in [{low}, {high}{bracket}"
-
-
-def real_at_least(low: float) -> tuple:
-    return lambda v: _is_real(v) and v >= low, f"a finite number >= {low}"
-
-
-def real_above(low: float) -> tuple:
-    return lambda v: _is_real(v) and v > low, f"a finite number > {low}"
-
-
-def one_of(*options) -> tuple:
-    return lambda v: v in options, "one of " + ", ".join(map(str, options))
-
-
-BOOLEAN = (lambda v: isinstance(v, bool), "true or false")
-
-RULES: dict[str, tuple] = {
+# The run's own keys; every component module checks the keys it reads (validate_components).
+RULES: dict[str, Rule] = {
     "seed": int_at_least(0),
     "device": one_of("auto", "cpu", "cuda"),
     "threads": int_at_least(1),
-    "data.n_train": optional_int_at_least(10),
-    "data.n_val": int_at_least(10),
-    "data.n_test": optional_int_at_least(10),
-    "data.split_seed": int_at_least(0),
-    "model.width": int_at_least(1),
-    "model.blocks": int_at_least(0),
-    "model.groups": int_at_least(1),
-    "model.dropout": real_in(0.0, 1.0),
-    "model.dropconnect": real_in(0.0, 1.0),
-    "model.stochastic_depth": real_in(0.0, 1.0),
-    "model.renorm.r_max": real_at_least(1.0),
-    "model.renorm.d_max": real_at_least(0.0),
-    "model.renorm.warmup": real_in(0.0, 1.0, high_open=False),
-    "model.renorm.relax_end": real_in(0.0, 1.0, high_open=False),
-    "model.renorm.momentum": real_in(0.0, 1.0, high_open=False),
     "train.epochs": int_at_least(1),
     "train.max_epochs": optional_int_at_least(1),
     "train.batch_size": int_at_least(2),
@@ -190,53 +146,20 @@ RULES: dict[str, tuple] = {
     "train.diverge_factor": real_above(1.0),
     "train.checkpoint": BOOLEAN,
     "train.precision": one_of("fp32", "bf16"),
-    "regularization.l1": real_at_least(0.0),
-    "regularization.l2": real_at_least(0.0),
-    "augment.shift": int_at_least(0),
-    "augment.flip": BOOLEAN,
-    "augment.cutout": int_at_least(0),
 }
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first invalid key, what it must be, and the value it has."""
-    from study.components.data import DATASETS
-    from study.components.layers import NORMS
-    from study.components.models import MODELS
-    from study.components.optimizers import validate_optim
-    from study.components.schedules import validate_schedule
+    from study.components import validate_components
 
-    choices = {
-        "data.name": DATASETS,
-        "model.name": tuple(MODELS),
-        "model.norm": tuple(NORMS),
-    }
-    for key, options in choices.items():
-        value = OmegaConf.select(cfg, key)
-        if value not in options:
-            raise ConfigError(f"{key}={value!r} is unknown; use one of {', '.join(options)}")
-    for key, (check, wanted) in RULES.items():
-        value = OmegaConf.select(cfg, key, default="<missing>")
-        if value == "<missing>":
-            raise ConfigError(f"{key} is missing from the config; restore it in conf/")
-        if not check(value):
-            raise ConfigError(f"{key}={value!r} is invalid; it must be {wanted}")
-    renorm = cfg.model.renorm
-    if renorm.warmup > renorm.relax_end:
-        raise ConfigError(
-            f"model.renorm.warmup={renorm.warmup} is after model.renorm.relax_end="
-            f"{renorm.relax_end}; the relaxation must end after the warm-up"
-        )
+    check_rules(cfg, RULES)
+    validate_components(cfg)
     if cfg.train.batches == "non_iid" and cfg.train.batch_size % cfg.train.classes_per_batch:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} is not a multiple of "
             f"train.classes_per_batch={cfg.train.classes_per_batch}; make it one"
         )
-    for key, check in (("optim", validate_optim), ("schedule", validate_schedule)):
-        try:
-            check(cfg[key])
-        except (ValueError, KeyError, TypeError) as err:
-            raise ConfigError(str(err).strip().splitlines()[0]) from None
 
 
 def config_hash(cfg: DictConfig) -> str:

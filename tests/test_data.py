@@ -196,3 +196,13 @@ def test_gzip_that_is_not_gzip_is_refused(root, tmp_path, monkeypatch):
     monkeypatch.setitem(data.FASHION_MNIST_SHA256, path.name, data.sha256(path))
     with pytest.raises(DataError, match="truncated or corrupt"):
         read_dataset("fashion_mnist", folder)
+
+
+def test_unknown_dataset_is_one_line_listing_the_valid_names(tmp_path):
+    from study.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        read_dataset("imagenet", tmp_path)
+    assert str(error.value) == (
+        "data.name='imagenet' is an unknown dataset; use one of cifar10, fashion_mnist, mnist"
+    )

@@ -1,4 +1,4 @@
-"""Normalization registry, dropout, DropConnect, stochastic depth (study/components/layers.py)."""
+"""Dropout, DropConnect, stochastic depth (study/components/layers.py)."""
 
 import math
 from pathlib import Path
@@ -10,13 +10,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from study.components.layers import (
-    NORMS,
     BatchRenorm,
     DropConnectConv2d,
     DropConnectLinear,
     ResidualBlock,
     StochasticDepth,
-    make_norm,
     set_progress,
     stochastic_depth_rates,
 )
@@ -40,84 +38,6 @@ def small_resmlp(**overrides):
     for key, value in overrides.items():
         cfg[key] = value
     return build_model(cfg, (1, 4, 4), 3)
-
-
-# --------------------------------------------------------------------------------------------------
-# Registry
-
-
-@pytest.mark.parametrize("name", sorted(NORMS))
-def test_every_norm_builds_and_preserves_shape(name):
-    torch.manual_seed(0)
-    for dims, shape in ((1, (6, 16)), (2, (4, 16, 5, 5))):
-        norm = make_norm(name, 16, dims, groups=4)
-        x = torch.randn(shape)
-        norm.train()
-        assert norm(x).shape == x.shape
-        norm.eval()
-        assert norm(x).shape == x.shape
-
-
-def test_norm_types_follow_dims():
-    assert isinstance(make_norm("none", 8, 1), nn.Identity)
-    assert isinstance(make_norm("batchnorm", 8, 1), nn.BatchNorm1d)
-    assert isinstance(make_norm("batchnorm", 8, 2), nn.BatchNorm2d)
-    assert isinstance(make_norm("batchrenorm", 8, 2), BatchRenorm)
-    assert isinstance(make_norm("layernorm", 8, 1), nn.LayerNorm)
-    assert make_norm("groupnorm", 16, 2, groups=4).num_groups == 4
-
-
-def test_layernorm_on_images_normalizes_each_sample_over_c_h_w():
-    torch.manual_seed(0)
-    x = torch.randn(3, 8, 5, 5) * torch.tensor([1.0, 5.0, 0.2]).view(3, 1, 1, 1) + 7.0
-    y = make_norm("layernorm", 8, 2)(x)
-    flat = y.flatten(1)
-    torch.testing.assert_close(flat.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
-    torch.testing.assert_close(flat.var(1, correction=0), torch.ones(3), atol=1e-3, rtol=0)
-
-
-def test_groupnorm_falls_back_to_a_divisor_of_the_channels():
-    assert make_norm("groupnorm", 10, 2, groups=8).num_groups == 5
-    assert make_norm("groupnorm", 7, 1, groups=8).num_groups == 7
-    assert make_norm("groupnorm", 3, 2, groups=2).num_groups == 1
-
-
-def test_unknown_norm_names_the_value_and_the_valid_names():
-    with pytest.raises(ValueError, match="'weightnorm'") as info:
-        make_norm("weightnorm", 8, 1)
-    for name in NORMS:
-        assert name in str(info.value)
-
-
-def test_make_norm_rejects_bad_dims_and_unknown_options():
-    with pytest.raises(ValueError, match="dims"):
-        make_norm("batchnorm", 8, 3)
-    with pytest.raises(TypeError, match="grups"):
-        make_norm("groupnorm", 8, 2, grups=4)
-
-
-def test_make_norm_passes_each_norm_its_own_options():
-    # The whole model config can be handed over: options of other norms are ignored.
-    assert isinstance(make_norm("none", 8, 1, groups=4, r_max=2.0), nn.Identity)
-    bn = make_norm("batchnorm", 8, 2, groups=4, momentum=0.2)
-    assert bn.momentum == 0.2
-    brn = make_norm(
-        "batchrenorm", 8, 2, r_max=2.0, d_max=1.0, warmup=0.1, relax_end=0.3, momentum=0.05
-    )
-    assert (brn.r_max, brn.d_max, brn.warmup, brn.relax_end, brn.momentum) == (
-        2.0,
-        1.0,
-        0.1,
-        0.3,
-        0.05,
-    )
-
-
-def test_set_progress_reaches_nested_layers():
-    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(BatchRenorm(4, r_max=3.0, d_max=5.0)))
-    set_progress(model, 1.0)
-    assert model[1][0].current_r_max == 3.0
-    assert model[1][0].current_d_max == 5.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,3 +240,10 @@ def test_dropped_block_passes_the_shortcut_through():
     y = block(x)
     passed = (y == x).all(1)
     assert abs(passed.float().mean().item() - 0.5) < binomial_tol(4000, 0.5)
+
+
+def test_set_progress_reaches_nested_layers():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(BatchRenorm(4, r_max=3.0, d_max=5.0)))
+    set_progress(model, 1.0)
+    assert model[1][0].current_r_max == 3.0
+    assert model[1][0].current_d_max == 5.0

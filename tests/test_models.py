@@ -8,13 +8,13 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from study.components.layers import (
-    NORMS,
     BatchRenorm,
     DropConnectConv2d,
     DropConnectLinear,
     set_progress,
 )
 from study.components.models import MODELS, build_model
+from study.components.norms import NORMS
 from study.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"

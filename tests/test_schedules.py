@@ -177,3 +177,25 @@ def test_bad_step_arguments():
         f(-1, cfg("constant"))
     with pytest.raises(ValueError, match="total_steps"):
         lr_factor(0, 0, 1, cfg("constant"))
+
+
+def test_unknown_schedule_is_one_line_listing_the_valid_names():
+    with pytest.raises(ValueError) as error:
+        validate_schedule({"name": "triangle"})
+    assert str(error.value) == (
+        "unknown schedule schedule.name='triangle'; valid names: "
+        "constant, cosine, exponential, inverse_sqrt, linear, piecewise, step"
+    )
+
+
+def test_every_schedule_declares_the_keys_it_reads():
+    keys = {name: [p.key for p in SCHEDULES.get(name).parameters] for name in SCHEDULES}
+    assert keys == {
+        "constant": [],
+        "cosine": ["final"],
+        "exponential": ["gamma"],
+        "inverse_sqrt": ["timescale"],
+        "linear": ["final"],
+        "piecewise": ["boundaries", "factors"],
+        "step": ["gamma", "milestones"],
+    }

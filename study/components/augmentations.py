@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from study.components.checks import BOOLEAN, check_rules, int_at_least
+
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by up to ``max_shift`` pixels per axis: zero pad, then random crop."""
@@ -90,3 +92,15 @@ def augment_batch(x: torch.Tensor, cfg_augment, generator: torch.Generator) -> t
 
 def is_active(cfg_augment) -> bool:
     return bool(cfg_augment.shift or cfg_augment.flip or cfg_augment.cutout)
+
+
+CONFIG_RULES = {
+    "augment.shift": int_at_least(0),
+    "augment.flip": BOOLEAN,
+    "augment.cutout": int_at_least(0),
+}
+
+
+def validate_config(cfg) -> None:
+    """Check the ``augment`` keys."""
+    check_rules(cfg, CONFIG_RULES)

@@ -15,12 +15,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from study.components.checks import check_name, check_rules, int_at_least, optional_int_at_least
+from study.errors import ConfigError
 from study.outputs import atomic_path
+from study.registry import Registry
 
 FASHION_MNIST_FILES = {
     "train_x": "train-images-idx3-ubyte.gz",
@@ -50,7 +55,6 @@ FASHION_MNIST_CLASSES = [
     "Bag",
     "Ankle boot",
 ]
-DATASETS = ("fashion_mnist", "mnist", "cifar10")
 CACHE_KEYS = ("train_x", "train_y", "test_x", "test_y")
 
 
@@ -153,7 +157,7 @@ def read_fashion_mnist(root: Path, verify: bool = True) -> dict:
 def _torchvision_dataset(name: str, root: Path, train: bool):
     import torchvision
 
-    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    cls = getattr(torchvision.datasets, TORCHVISION_CLASSES[name])
     try:
         return cls(str(root), train=train, download=False)
     except RuntimeError:
@@ -183,16 +187,42 @@ def read_torchvision(name: str, root: Path) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: ``read(root)`` decodes its source files under ``root`` (``data.root``)."""
+
+    read: Callable[[Path], dict]
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset", "data.name")
+"""Config name (``data.name``) → :class:`DatasetSpec`."""
+# Fashion-MNIST is vendored and checked against its official hashes; the others come through
+# torchvision (its files under data.root, or downloaded once).
+TORCHVISION_CLASSES = {"mnist": "MNIST", "cifar10": "CIFAR10"}
+DATASETS.register("fashion_mnist", DatasetSpec(read_fashion_mnist))
+for _name in TORCHVISION_CLASSES:
+    DATASETS.register(_name, DatasetSpec(partial(read_torchvision, _name)))
+
+
 def read_dataset(name: str, root: str | Path) -> dict:
     """Decode a dataset from its source files into uint8 tensors (train_x, train_y, test_x, ...)."""
-    if name == "fashion_mnist":
-        raw = read_fashion_mnist(Path(root))
-    elif name in ("mnist", "cifar10"):
-        raw = read_torchvision(name, Path(root))
-    else:
-        raise DataError(f"data.name={name!r} is not a dataset of this study; use one of {DATASETS}")
+    raw = DATASETS.get(name).read(Path(root))
     check_consistent(raw, str(root))
     return raw
+
+
+CONFIG_RULES = {
+    "data.n_train": optional_int_at_least(10),
+    "data.n_val": int_at_least(10),
+    "data.n_test": optional_int_at_least(10),
+    "data.split_seed": int_at_least(0),
+}
+
+
+def validate_config(cfg) -> None:
+    """Check ``data.name`` and the split sizes (``data.*``)."""
+    check_name(cfg, DATASETS)
+    check_rules(cfg, CONFIG_RULES)
 
 
 def check_consistent(raw: dict, source: str) -> None:
@@ -326,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw = read_dataset(name, root)
         write_cache(raw, cache)
-    except DataError as err:
+    except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"{name}: {len(raw['train_y'])} training and {len(raw['test_y'])} test images → {cache}")

@@ -1,5 +1,5 @@
-"""Layers whose effect the study measures: normalization, Batch Renormalization, DropConnect,
-stochastic depth, and the residual block they plug into.
+"""Layers whose effect the study measures: Batch Renormalization, DropConnect, stochastic depth,
+and the residual block they plug into (the normalization registry is study/components/norms.py).
 
 Every stochastic layer here uses the "inverted" form: the training-time noise is rescaled so that
 its expectation is the identity, and evaluation uses the plain, deterministic network. Randomness
@@ -7,8 +7,6 @@ comes from torch's global generator, which the training run seeds.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -179,101 +177,6 @@ def set_progress(model: nn.Module, frac: float) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Normalization registry
-
-
-def _groups_dividing(num_features: int, groups: int) -> int:
-    """The largest number of groups <= ``groups`` that divides ``num_features`` (GroupNorm needs
-    equal groups; a width such as 10 with groups=8 falls back to 5)."""
-    for g in range(min(groups, num_features), 0, -1):
-        if num_features % g == 0:
-            return g
-    return 1
-
-
-def _none(num_features: int, dims: int) -> nn.Module:
-    return nn.Identity()
-
-
-def _batchnorm(num_features: int, dims: int, momentum: float | None = 0.1, eps: float = 1e-5):
-    cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-    return cls(num_features, eps=eps, momentum=momentum)
-
-
-def _batchrenorm(
-    num_features: int,
-    dims: int,
-    r_max: float = 3.0,
-    d_max: float = 5.0,
-    warmup: float = 0.05,
-    relax_end: float = 0.5,
-    momentum: float | None = 0.01,
-    eps: float = 1e-5,
-):
-    return BatchRenorm(
-        num_features,
-        r_max=r_max,
-        d_max=d_max,
-        warmup=warmup,
-        relax_end=relax_end,
-        momentum=momentum,
-        eps=eps,
-    )
-
-
-def _groupnorm(num_features: int, dims: int, groups: int = 8, eps: float = 1e-5):
-    # Wu & He 2018. On (N, C) features GroupNorm normalizes each sample over its channel groups.
-    return nn.GroupNorm(_groups_dividing(num_features, int(groups)), num_features, eps=eps)
-
-
-def _layernorm(num_features: int, dims: int, eps: float = 1e-5):
-    # Ba et al. 2016: per-sample statistics over all features. For images that is C, H and W,
-    # which GroupNorm with one group computes (with a per-channel affine, as in Wu & He 2018).
-    if dims == 1:
-        return nn.LayerNorm(num_features, eps=eps)
-    return nn.GroupNorm(1, num_features, eps=eps)
-
-
-NORMS: dict[str, Callable[..., nn.Module]] = {
-    "none": _none,
-    "batchnorm": _batchnorm,
-    "batchrenorm": _batchrenorm,
-    "groupnorm": _groupnorm,
-    "layernorm": _layernorm,
-}
-
-# Options some normalization takes. make_norm passes each norm the ones it takes and ignores the
-# rest, so a caller can hand over the whole model config; a name outside this set is a mistake.
-_NORM_OPTIONS = {
-    "none": set(),
-    "batchnorm": {"momentum", "eps"},
-    "batchrenorm": {"r_max", "d_max", "warmup", "relax_end", "momentum", "eps"},
-    "groupnorm": {"groups", "eps"},
-    "layernorm": {"eps"},
-}
-
-
-def make_norm(name: str, num_features: int, dims: int, **options) -> nn.Module:
-    """Build the normalization ``name`` for ``num_features`` channels.
-
-    ``dims=1``: features (N, C) of an MLP; ``dims=2``: feature maps (N, C, H, W) of a CNN.
-    Options: ``groups`` (groupnorm), ``momentum`` and ``eps`` (batch statistics),
-    ``r_max``, ``d_max``, ``warmup``, ``relax_end`` (batchrenorm). Options meant for another norm
-    are ignored; unknown option names raise ``TypeError``.
-    """
-    if name not in NORMS:
-        raise ValueError(f"unknown norm {name!r}; valid norms: {', '.join(NORMS)}")
-    if dims not in (1, 2):
-        raise ValueError(f"norm dims must be 1 (N, C) or 2 (N, C, H, W), got {dims!r}")
-    known = set().union(*_NORM_OPTIONS.values())
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"unknown norm option(s) {unknown}; valid options: {sorted(known)}")
-    taken = {k: v for k, v in options.items() if k in _NORM_OPTIONS[name]}
-    return NORMS[name](num_features, dims, **taken)
-
-
-# --------------------------------------------------------------------------------------------------
 # DropConnect
 
 
@@ -391,13 +294,11 @@ class ResidualBlock(nn.Module):
 
 
 __all__ = [
-    "NORMS",
     "BatchRenorm",
     "DropConnectConv2d",
     "DropConnectLinear",
     "ResidualBlock",
     "StochasticDepth",
-    "make_norm",
     "set_progress",
     "stochastic_depth_rates",
 ]

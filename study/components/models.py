@@ -19,13 +19,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from study.components.checks import check_name, check_rules, int_at_least
 from study.components.layers import (
     DropConnectConv2d,
     DropConnectLinear,
     ResidualBlock,
-    make_norm,
     stochastic_depth_rates,
 )
+from study.components.norms import make_norm, norm_options
+from study.components.regularizers import model_regularizers
 from study.registry import Registry
 
 
@@ -40,18 +42,6 @@ class ModelSpec:
 
 MODELS: Registry[ModelSpec] = Registry("model", "model.name", ModelSpec)
 """Config name (``model.name``) → :class:`ModelSpec`."""
-
-
-def _norm_options(cfg) -> dict:
-    """The config's options for its norm: groups for groupnorm, the renorm block for batchrenorm
-    (BatchNorm keeps torch's momentum 0.1; the renorm momentum is Batch Renorm's own)."""
-    name = cfg["norm"]
-    if name == "groupnorm":
-        return {"groups": int(cfg["groups"])}
-    if name == "batchrenorm":
-        renorm = cfg["renorm"]
-        return {key: renorm[key] for key in renorm}
-    return {}
 
 
 class ResMLP(nn.Module):
@@ -162,10 +152,8 @@ def _shared_options(cfg_model, n_classes: int) -> dict:
         width=int(cfg_model["width"]),
         blocks=int(cfg_model["blocks"]),
         norm=cfg_model["norm"],
-        norm_options=_norm_options(cfg_model),
-        dropout=float(cfg_model["dropout"]),
-        dropconnect=float(cfg_model["dropconnect"]),
-        stochastic_depth=float(cfg_model["stochastic_depth"]),
+        norm_options=norm_options(cfg_model),
+        **model_regularizers(cfg_model),
     )
 
 
@@ -189,4 +177,14 @@ def build_model(cfg_model, in_shape: tuple[int, int, int], n_classes: int) -> nn
     return MODELS.get(cfg_model["name"]).build(cfg_model, in_shape, n_classes)
 
 
-__all__ = ["MODELS", "ModelSpec", "ResMLP", "ResNet", "build_model"]
+CONFIG_RULES = {"model.width": int_at_least(1), "model.blocks": int_at_least(0)}
+
+
+def validate_config(cfg) -> None:
+    """Check ``model.name`` and the size keys every model reads (norms and regularizers check
+    their own keys)."""
+    check_name(cfg, MODELS)
+    check_rules(cfg, CONFIG_RULES)
+
+
+__all__ = ["MODELS", "ModelSpec", "ResMLP", "ResNet", "build_model", "validate_config"]

@@ -326,3 +326,11 @@ def build_optimizer(cfg_optim: Mapping[str, Any], model: nn.Module) -> torch.opt
     validate_optim(cfg_optim)
     avoid_compiler_import()
     return OPTIMIZERS.get(cfg_optim["name"]).build(cfg_optim, model)
+
+
+def validate_config(cfg) -> None:
+    """Check the run config's ``optim`` group; any failure becomes one ConfigError line."""
+    try:
+        validate_optim(cfg["optim"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(str(err).strip().splitlines()[0]) from None

@@ -24,10 +24,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from study.errors import ConfigError
+from study.registry import Registry, UnknownName
 
 __all__ = [
     "SCHEDULES",
+    "Parameter",
+    "ScheduleSpec",
     "lr_curve",
     "lr_factor",
     "schedule_fn",
@@ -41,17 +47,146 @@ __all__ = [
 Decay = Callable[[int, int, float, dict[str, Any]], float]
 
 
+@dataclass(frozen=True)
+class Parameter:
+    """One config key a schedule reads: ``check(cfg, warmup)`` raises a ConfigError naming it,
+    ``resolve(cfg, total_steps)`` turns it into the value the decay reads under the same key."""
+
+    key: str
+    check: Callable[[Mapping[str, Any], float], None]
+    resolve: Callable[[Mapping[str, Any], int], Any]
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """One schedule: its decay after warmup and the parameters it reads, in checking order."""
+
+    decay: Decay
+    parameters: tuple[Parameter, ...] = ()
+
+
+SCHEDULES: Registry[ScheduleSpec] = Registry("schedule", "schedule.name", ScheduleSpec)
+"""Config name (``schedule.name``) → :class:`ScheduleSpec`."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+
+def _gamma(example: float) -> Parameter:
+    def check(cfg: Mapping[str, Any], warmup: float) -> None:
+        gamma = cfg.get("gamma")
+        if not (_is_number(gamma) and 0 < gamma <= 1):
+            raise ConfigError(
+                f"schedule.gamma must be in (0, 1], got {gamma!r}: e.g. schedule.gamma={example}"
+            )
+
+    return Parameter("gamma", check, lambda cfg, total: float(cfg["gamma"]))
+
+
+def _fractions(cfg: Mapping[str, Any], key: str, warmup: float) -> list[float]:
+    value = cfg.get(key)
+    try:
+        values = list(value)
+    except TypeError:
+        values = None
+    ok = values is not None and all(_is_number(v) and 0 < v < 1 for v in values)
+    ok = ok and all(a < b for a, b in zip(values, values[1:], strict=False))
+    if not ok:
+        raise ConfigError(
+            f"schedule.{key} must be increasing fractions of all steps in (0, 1), got {value!r}: "
+            f"e.g. schedule.{key}=[0.5,0.75]"
+        )
+    if values and values[0] <= warmup:
+        raise ConfigError(
+            f"schedule.{key} must lie after the warmup ({warmup:g} of all steps), got {value!r}: "
+            f"lower schedule.warmup or move the first of schedule.{key} later"
+        )
+    return [float(v) for v in values]
+
+
+def _milestones(key: str) -> Parameter:
+    """Fractions of all steps, resolved to the step numbers where the factor changes."""
+
+    def check(cfg: Mapping[str, Any], warmup: float) -> None:
+        _fractions(cfg, key, warmup)
+
+    return Parameter(key, check, lambda cfg, total: [round(m * total) for m in cfg[key]])
+
+
+def _check_final(cfg: Mapping[str, Any], warmup: float) -> None:
+    final = cfg.get("final", 0.0)
+    if not (_is_number(final) and 0 <= final <= 1):
+        raise ConfigError(
+            f"schedule.final must be a fraction of the base LR in [0, 1], got {final!r}: "
+            "e.g. schedule.final=0"
+        )
+
+
+FINAL = Parameter("final", _check_final, lambda cfg, total: float(cfg.get("final", 0.0)))
+
+
+def _check_timescale(cfg: Mapping[str, Any], warmup: float) -> None:
+    timescale = cfg.get("timescale")
+    if not (_is_number(timescale) and timescale >= 1):
+        raise ConfigError(
+            f"schedule.timescale must be a number of steps >= 1, got {timescale!r}: "
+            "e.g. schedule.timescale=100"
+        )
+
+
+TIMESCALE = Parameter("timescale", _check_timescale, lambda cfg, total: float(cfg["timescale"]))
+
+
+def _check_factors(cfg: Mapping[str, Any], warmup: float) -> None:
+    boundaries = _fractions(cfg, "boundaries", warmup)
+    factors = cfg.get("factors")
+    try:
+        factors = list(factors)
+    except TypeError:
+        factors = None
+    if (
+        factors is None
+        or len(factors) != len(boundaries) + 1
+        or not all(_is_number(f) and f > 0 for f in factors)
+    ):
+        raise ConfigError(
+            f"schedule.factors must be {len(boundaries) + 1} positive numbers (one more than "
+            f"schedule.boundaries), got {cfg.get('factors')!r}: e.g. [1.0,0.1,0.01]"
+        )
+
+
+FACTORS = Parameter(
+    "factors", _check_factors, lambda cfg, total: [float(f) for f in cfg["factors"]]
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Decays
+# --------------------------------------------------------------------------------------------
+
+
 def _constant(t: int, s: int, p: float, q: dict[str, Any]) -> float:
     return 1.0
 
 
-def _step(t: int, s: int, p: float, q: dict[str, Any]) -> float:
-    # Step decay (He et al. 2016): multiply by gamma at each milestone passed.
+def _passed(t: int, steps: list[int]) -> int:
+    """How many of the milestone ``steps`` step ``t`` has reached."""
     k = 0
-    for m in q["milestone_steps"]:
+    for m in steps:
         if t >= m:
             k += 1
-    return q["gamma"] ** k
+    return k
+
+
+def _step(t: int, s: int, p: float, q: dict[str, Any]) -> float:
+    # Step decay (He et al. 2016): multiply by gamma at each milestone passed.
+    return q["gamma"] ** _passed(t, q["milestones"])
 
 
 def _exponential(t: int, s: int, p: float, q: dict[str, Any]) -> float:
@@ -77,24 +212,16 @@ def _inverse_sqrt(t: int, s: int, p: float, q: dict[str, Any]) -> float:
 
 
 def _piecewise(t: int, s: int, p: float, q: dict[str, Any]) -> float:
-    factors = q["factors"]
-    k = 0
-    for b in q["boundary_steps"]:
-        if t >= b:
-            k += 1
-    return factors[k]
+    return q["factors"][_passed(t, q["boundaries"])]
 
 
-SCHEDULES: dict[str, Decay] = {
-    "constant": _constant,
-    "step": _step,
-    "exponential": _exponential,
-    "cosine": _cosine,
-    "linear": _linear,
-    "inverse_sqrt": _inverse_sqrt,
-    "piecewise": _piecewise,
-}
-"""Config name (``schedule.name``) → decay after warmup."""
+SCHEDULES.register("constant", ScheduleSpec(_constant))
+SCHEDULES.register("step", ScheduleSpec(_step, (_gamma(0.1), _milestones("milestones"))))
+SCHEDULES.register("exponential", ScheduleSpec(_exponential, (_gamma(0.99),)))
+SCHEDULES.register("cosine", ScheduleSpec(_cosine, (FINAL,)))
+SCHEDULES.register("linear", ScheduleSpec(_linear, (FINAL,)))
+SCHEDULES.register("inverse_sqrt", ScheduleSpec(_inverse_sqrt, (TIMESCALE,)))
+SCHEDULES.register("piecewise", ScheduleSpec(_piecewise, (_milestones("boundaries"), FACTORS)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,84 +229,31 @@ SCHEDULES: dict[str, Decay] = {
 # --------------------------------------------------------------------------------------------
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _fractions(cfg: Mapping[str, Any], key: str, warmup: float) -> list[float]:
-    value = cfg.get(key)
-    try:
-        values = list(value)
-    except TypeError:
-        values = None
-    ok = values is not None and all(_is_number(v) and 0 < v < 1 for v in values)
-    ok = ok and all(a < b for a, b in zip(values, values[1:], strict=False))
-    if not ok:
-        raise ValueError(
-            f"schedule.{key} must be increasing fractions of all steps in (0, 1), got {value!r}: "
-            f"e.g. schedule.{key}=[0.5,0.75]"
-        )
-    if values and values[0] <= warmup:
-        raise ValueError(
-            f"schedule.{key} must lie after the warmup ({warmup:g} of all steps), got {value!r}: "
-            f"lower schedule.warmup or move the first of schedule.{key} later"
-        )
-    return [float(v) for v in values]
-
-
-def validate_schedule(cfg: Mapping[str, Any]) -> None:
-    """Check a ``schedule`` config; raises ``ValueError`` with one clear message."""
-    name = cfg.get("name")
+def _spec(name: Any) -> ScheduleSpec:
     if name not in SCHEDULES:
-        raise ValueError(
-            f"unknown schedule schedule.name={name!r}; valid names: {', '.join(sorted(SCHEDULES))}"
+        raise UnknownName(
+            f"unknown schedule schedule.name={name!r}; valid names: {', '.join(SCHEDULES)}"
         )
+    return SCHEDULES.get(name)
+
+
+def _warmup(cfg: Mapping[str, Any]) -> float:
     warmup = cfg.get("warmup", 0.0)
     warmup = 0.0 if warmup is None else warmup
     if not (_is_number(warmup) and 0 <= warmup < 1):
-        raise ValueError(
+        raise ConfigError(
             f"schedule.warmup must be a fraction of all steps in [0, 1), got {warmup!r}: "
             "e.g. schedule.warmup=0.1, or 0 for no warmup"
         )
-    if name in ("step", "exponential"):
-        gamma = cfg.get("gamma")
-        if not (_is_number(gamma) and 0 < gamma <= 1):
-            raise ValueError(
-                f"schedule.gamma must be in (0, 1], got {gamma!r}: "
-                f"e.g. schedule.gamma={0.1 if name == 'step' else 0.99}"
-            )
-    if name == "step":
-        _fractions(cfg, "milestones", warmup)
-    if name in ("cosine", "linear"):
-        final = cfg.get("final", 0.0)
-        if not (_is_number(final) and 0 <= final <= 1):
-            raise ValueError(
-                f"schedule.final must be a fraction of the base LR in [0, 1], got {final!r}: "
-                "e.g. schedule.final=0"
-            )
-    if name == "inverse_sqrt":
-        timescale = cfg.get("timescale")
-        if not (_is_number(timescale) and timescale >= 1):
-            raise ValueError(
-                f"schedule.timescale must be a number of steps >= 1, got {timescale!r}: "
-                "e.g. schedule.timescale=100"
-            )
-    if name == "piecewise":
-        boundaries = _fractions(cfg, "boundaries", warmup)
-        factors = cfg.get("factors")
-        try:
-            factors = list(factors)
-        except TypeError:
-            factors = None
-        if (
-            factors is None
-            or len(factors) != len(boundaries) + 1
-            or not all(_is_number(f) and f > 0 for f in factors)
-        ):
-            raise ValueError(
-                f"schedule.factors must be {len(boundaries) + 1} positive numbers (one more than "
-                f"schedule.boundaries), got {cfg.get('factors')!r}: e.g. [1.0,0.1,0.01]"
-            )
+    return warmup
+
+
+def validate_schedule(cfg: Mapping[str, Any]) -> None:
+    """Check a ``schedule`` config; raises ``ConfigError`` with one clear message."""
+    spec = _spec(cfg.get("name"))
+    warmup = _warmup(cfg)
+    for parameter in spec.parameters:
+        parameter.check(cfg, warmup)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,22 +280,13 @@ def schedule_fn(
     if not (isinstance(steps_per_epoch, int) and steps_per_epoch >= 1):
         raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
     validate_schedule(cfg)
-    name = cfg["name"]
-    decay = SCHEDULES[name]
+    spec = SCHEDULES.get(cfg["name"])
+    decay = spec.decay
     warmup = float(cfg.get("warmup", 0.0) or 0.0)
     n_warm = warmup_steps(total_steps, warmup)
     q: dict[str, Any] = {"steps_per_epoch": steps_per_epoch}
-    if name in ("step", "exponential"):
-        q["gamma"] = float(cfg["gamma"])
-    if name == "step":
-        q["milestone_steps"] = [round(m * total_steps) for m in cfg["milestones"]]
-    if name in ("cosine", "linear"):
-        q["final"] = float(cfg.get("final", 0.0))
-    if name == "inverse_sqrt":
-        q["timescale"] = float(cfg["timescale"])
-    if name == "piecewise":
-        q["boundary_steps"] = [round(b * total_steps) for b in cfg["boundaries"]]
-        q["factors"] = [float(f) for f in cfg["factors"]]
+    for parameter in spec.parameters:
+        q[parameter.key] = parameter.resolve(cfg, total_steps)
     decay_steps = total_steps - n_warm
 
     def factor(step: int) -> float:
@@ -264,3 +329,11 @@ def lr_curve(total_steps: int, steps_per_epoch: int, cfg: Mapping[str, Any]) -> 
     """Factors at steps ``0 .. total_steps − 1`` (for plots)."""
     factor = schedule_fn(total_steps, steps_per_epoch, cfg)
     return [factor(t) for t in range(total_steps)]
+
+
+def validate_config(cfg) -> None:
+    """Check the run config's ``schedule`` group; any failure becomes one ConfigError line."""
+    try:
+        validate_schedule(cfg["schedule"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(str(err).strip().splitlines()[0]) from None

@@ -1,0 +1,171 @@
+"""Normalization layers by name (``model.norm``), one :data:`NORMS` entry per option.
+
+Each entry builds the layer for ``num_features`` channels of an MLP (``dims=1``, features N×C) or a
+CNN (``dims=2``, maps N×C×H×W), names the keyword options it takes, reads those options from the
+model config, and declares the config keys they come from with their checks. The conf tree holds
+every norm's keys whatever norm a run uses, so all of them are checked: a bad value is caught
+before an ablation switches to the norm that reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from study.components.checks import (
+    Rule,
+    check_name,
+    check_rules,
+    int_at_least,
+    real_at_least,
+    real_in,
+)
+from study.components.layers import BatchRenorm
+from study.errors import ConfigError
+from study.registry import Registry
+
+__all__ = ["NORMS", "NormSpec", "make_norm", "norm_options", "validate_config"]
+
+
+@dataclass(frozen=True)
+class NormSpec:
+    """``build(num_features, dims, **options)``; ``options``: the keywords it takes;
+    ``from_config(cfg_model)``: those options as the model config sets them; ``rules``: checks of
+    the config keys it reads; ``validate(cfg)``: checks across those keys."""
+
+    build: Callable[..., nn.Module]
+    options: frozenset[str] = frozenset()
+    from_config: Callable[[Any], dict] = lambda cfg_model: {}
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    validate: Callable[[Any], None] | None = None
+
+
+NORMS: Registry[NormSpec] = Registry("norm", "model.norm", NormSpec)
+"""Config name (``model.norm``) → :class:`NormSpec`."""
+
+
+@NORMS.builder("none")
+def _none(num_features: int, dims: int) -> nn.Module:
+    return nn.Identity()
+
+
+@NORMS.builder("batchnorm", options=frozenset({"momentum", "eps"}))
+def _batchnorm(num_features: int, dims: int, momentum: float | None = 0.1, eps: float = 1e-5):
+    # BatchNorm keeps torch's momentum 0.1 in the study: the config sets no option for it.
+    cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+    return cls(num_features, eps=eps, momentum=momentum)
+
+
+def _renorm_options(cfg_model) -> dict:
+    # The renorm block, momentum included: Batch Renorm's own, not BatchNorm's 0.1.
+    renorm = cfg_model["renorm"]
+    return {key: renorm[key] for key in renorm}
+
+
+def _renorm_schedule_in_order(cfg) -> None:
+    renorm = cfg.model.renorm
+    if renorm.warmup > renorm.relax_end:
+        raise ConfigError(
+            f"model.renorm.warmup={renorm.warmup} is after model.renorm.relax_end="
+            f"{renorm.relax_end}; the relaxation must end after the warm-up"
+        )
+
+
+@NORMS.builder(
+    "batchrenorm",
+    options=frozenset({"r_max", "d_max", "warmup", "relax_end", "momentum", "eps"}),
+    from_config=_renorm_options,
+    rules={
+        "model.renorm.r_max": real_at_least(1.0),
+        "model.renorm.d_max": real_at_least(0.0),
+        "model.renorm.warmup": real_in(0.0, 1.0, high_open=False),
+        "model.renorm.relax_end": real_in(0.0, 1.0, high_open=False),
+        "model.renorm.momentum": real_in(0.0, 1.0, high_open=False),
+    },
+    validate=_renorm_schedule_in_order,
+)
+def _batchrenorm(
+    num_features: int,
+    dims: int,
+    r_max: float = 3.0,
+    d_max: float = 5.0,
+    warmup: float = 0.05,
+    relax_end: float = 0.5,
+    momentum: float | None = 0.01,
+    eps: float = 1e-5,
+):
+    return BatchRenorm(
+        num_features,
+        r_max=r_max,
+        d_max=d_max,
+        warmup=warmup,
+        relax_end=relax_end,
+        momentum=momentum,
+        eps=eps,
+    )
+
+
+def _groups_dividing(num_features: int, groups: int) -> int:
+    """The largest number of groups <= ``groups`` that divides ``num_features`` (GroupNorm needs
+    equal groups; a width such as 10 with groups=8 falls back to 5)."""
+    for g in range(min(groups, num_features), 0, -1):
+        if num_features % g == 0:
+            return g
+    return 1
+
+
+@NORMS.builder(
+    "groupnorm",
+    options=frozenset({"groups", "eps"}),
+    from_config=lambda cfg_model: {"groups": int(cfg_model["groups"])},
+    rules={"model.groups": int_at_least(1)},
+)
+def _groupnorm(num_features: int, dims: int, groups: int = 8, eps: float = 1e-5):
+    # Wu & He 2018. On (N, C) features GroupNorm normalizes each sample over its channel groups.
+    return nn.GroupNorm(_groups_dividing(num_features, int(groups)), num_features, eps=eps)
+
+
+@NORMS.builder("layernorm", options=frozenset({"eps"}))
+def _layernorm(num_features: int, dims: int, eps: float = 1e-5):
+    # Ba et al. 2016: per-sample statistics over all features. For images that is C, H and W,
+    # which GroupNorm with one group computes (with a per-channel affine, as in Wu & He 2018).
+    if dims == 1:
+        return nn.LayerNorm(num_features, eps=eps)
+    return nn.GroupNorm(1, num_features, eps=eps)
+
+
+def make_norm(name: str, num_features: int, dims: int, **options) -> nn.Module:
+    """Build the normalization ``name`` for ``num_features`` channels.
+
+    ``dims=1``: features (N, C) of an MLP; ``dims=2``: feature maps (N, C, H, W) of a CNN.
+    Options: ``groups`` (groupnorm), ``momentum`` and ``eps`` (batch statistics),
+    ``r_max``, ``d_max``, ``warmup``, ``relax_end`` (batchrenorm). Options meant for another norm
+    are ignored, so a caller can hand over every option; unknown option names raise ``TypeError``.
+    """
+    spec = NORMS.get(name)
+    if dims not in (1, 2):
+        raise ValueError(f"norm dims must be 1 (N, C) or 2 (N, C, H, W), got {dims!r}")
+    known = set().union(*(entry.options for _, entry in NORMS.items()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown norm option(s) {unknown}; valid options: {sorted(known)}")
+    taken = {k: v for k, v in options.items() if k in spec.options}
+    return spec.build(num_features, dims, **taken)
+
+
+def norm_options(cfg_model) -> dict:
+    """The options of the model config's norm, as :func:`make_norm` takes them."""
+    return NORMS.get(cfg_model["norm"]).from_config(cfg_model)
+
+
+def validate_config(cfg) -> None:
+    """Check ``model.norm`` and the keys every norm reads."""
+    check_name(cfg, NORMS)
+    for _, spec in NORMS.items():
+        check_rules(cfg, spec.rules)
+    for _, spec in NORMS.items():
+        if spec.validate is not None:
+            spec.validate(cfg)
