@@ -25,7 +25,8 @@ def first_step(cfg):
     from study.components.data import load_splits, normalize
     from study.components.layers import set_progress
     from study.components.models import build_model
-    from study.components.optimizers import build_optimizer, penalty
+    from study.components.optimizers import build_optimizer
+    from study.components.regularizers import penalty
     from study.components.schedules import lr_factor
 
     torch.set_num_threads(cfg.threads)
@@ -54,7 +55,7 @@ def avoid_compiler_import() -> bool:
 
 def pick_device(name: str):
     """The torch device a job with ``device=name`` trains on."""
-    from study.train import pick_device as pick
+    from study.training.run import pick_device as pick
 
     return pick(name)
 
@@ -62,6 +63,6 @@ def pick_device(name: str):
 def train_run(cfg) -> dict:
     """One training run as a job performs it; returns its metrics (wall_s, train_s, eval_s,
     images_per_s, ...)."""
-    from study.train import train_run as run
+    from study.training.run import train_run as run
 
     return run(cfg)
