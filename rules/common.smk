@@ -3,14 +3,21 @@
 import shlex
 import sys
 
+from study.config import SCALES, compose
+from study.errors import ConfigError
+from study.figure_catalog import figure_names as ablation_figures
+from study.paths import ScaleDir, report_dir
 from study.planning.ablation import AblationError, plan
-from study.config import SCALES
 
 SCALE = str(config.get("scale", "default"))
 if SCALE not in SCALES:
     sys.exit(f"error: --config scale={SCALE} is unknown; use one of {', '.join(SCALES)}")
-R = f"{config['results']}/{SCALE}"
-PAPER = config["paper"]
+S = ScaleDir.of(config["results"], SCALE)  # every path of this scale's results
+R = str(S.root)
+# The default scale's report is the paper in the repository; other scales keep theirs in results/.
+PAPER = str(report_dir(SCALE, config["results"], config["paper"]))
+# Every setting of a scale is in conf/scale/<scale>.yaml; the workflow's own are under run:.
+SCALE_RUN = compose([f"scale={SCALE}"]).run
 ABLATION_DIR = config["ablations"]
 CLAIMS = config["claims"]
 TRAIN_THREADS = int(config.get("train_threads", 1))
@@ -18,6 +25,15 @@ TRAIN_THREADS = int(config.get("train_threads", 1))
 try:
     PLAN = plan(ABLATION_DIR, SCALE)
 except AblationError as err:
+    sys.exit(f"error: {err}")
+
+# Every figure an ablation asks for must be one it can have: refused here, before anything runs.
+from study.figures import check_figures
+
+try:
+    for _ablation in PLAN.ablations.values():
+        check_figures(_ablation)
+except ConfigError as err:
     sys.exit(f"error: {err}")
 
 ABLATIONS = PLAN.ablations
@@ -52,9 +68,23 @@ def gpus(job):
     return 1 if job.device == "cuda" else 0
 
 
+def scale_dir(wildcards):
+    # A function, not a string: jobs then get the folder from the workflow (snakemake --lint).
+    return R
+
+
+def run_path(name, ablation="{ablation}", variant="{variant}", seed="{seed}"):
+    """A file of a run folder; with the default arguments, the rules' wildcard pattern."""
+    return str(S.run(ablation, variant, seed) / name)
+
+
+def tuning_path(name, ablation="{ablation}", variant="{variant}", level="{level}"):
+    return str(S.tuning_run(ablation, variant, level) / name)
+
+
 def run_files(ablation=None, name="metrics.json"):
     return [
-        f"{R}/{r.folder}/{name}"
+        run_path(name, r.ablation, r.variant, r.seed)
         for r in PLAN.runs
         if ablation is None or r.ablation == ablation
     ]
@@ -62,33 +92,37 @@ def run_files(ablation=None, name="metrics.json"):
 
 def shift_files():
     return [
-        f"{R}/{r.folder}/shift.csv" for r in PLAN.runs if ABLATIONS[r.ablation].shift
+        run_path("shift.csv", r.ablation, r.variant, r.seed)
+        for r in PLAN.runs
+        if ABLATIONS[r.ablation].shift
     ]
 
 
 def tuning_files(ablation):
-    return [f"{R}/{t.folder}/metrics.json" for t in PLAN.tuning if t.ablation == ablation]
+    return [
+        tuning_path("metrics.json", t.ablation, t.variant, t.level)
+        for t in PLAN.tuning
+        if t.ablation == ablation
+    ]
 
 
 def selections():
-    return [f"{R}/selection/{name}.json" for name, a in ABLATIONS.items() if a.tune]
+    return [str(S.selection(name)) for name, a in ABLATIONS.items() if a.tune]
 
 
 def figure_names(ablation):
-    return ["learning_curves", "test_accuracy", *ABLATIONS[ablation].figures]
+    return ablation_figures(ABLATIONS[ablation])
 
 
 def figure_files(ext="png"):
     return [
-        f"{R}/figures/{name}/{figure}.{ext}"
-        for name in ABLATIONS
-        for figure in figure_names(name)
+        str(S.figure(name, figure, ext)) for name in ABLATIONS for figure in figure_names(name)
     ]
 
 
 def table_files():
     names = ["runs", "history", "shift", "tuning", "claims"]
-    per_ablation = [f"{name}.{ext}" for name in ABLATIONS for ext in ("csv", "md", "tex")]
-    return [f"{R}/tables/{name}.csv" for name in names] + [
-        f"{R}/tables/{name}" for name in per_ablation
+    per_ablation = [(name, ext) for name in ABLATIONS for ext in ("csv", "md", "tex")]
+    return [str(S.table(name)) for name in names] + [
+        str(S.table(name, ext)) for name, ext in per_ablation
     ]

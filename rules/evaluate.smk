@@ -3,31 +3,33 @@
 
 rule shift:
     input:
-        model=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/model.pt",
-        config=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/config.yaml",
-        cache=lambda wc: f"{R}/data/{run_of(wc).dataset}.pt",
+        model=run_path("model.pt"),
+        config=run_path("config.yaml"),
+        cache=lambda wc: str(S.data_cache(run_of(wc).dataset)),
         settings="conf/shift.yaml",
     output:
-        f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/shift.csv",
+        run_path("shift.csv"),
     log:
-        f"{R}/logs/shift/{{ablation}}_{{variant}}_seed{{seed}}.log",
+        str(S.log("shift/{ablation}_{variant}_seed{seed}")),
+    params:
+        run=lambda wc: str(S.run(wc.ablation, wc.variant, wc.seed)),
     threads: TRAIN_THREADS
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.experiments.shift --run $(dirname {input.model}) --data {input.cache}"
+        "python -m study.experiments.shift --run {params.run} --data {input.cache}"
         " --threads {threads} --settings {input.settings} 2> {log}"
 
 
 rule second_order:
     input:
-        f"{R}/data/fashion_mnist.pt",
+        str(S.data_cache("fashion_mnist")),
     output:
-        f"{R}/second_order.csv",
+        str(S.second_order),
     params:
-        n=lambda wc: 500 if SCALE == "smoke" else 2000,
+        n=SCALE_RUN.second_order_n,  # conf/scale/<scale>.yaml
     log:
-        f"{R}/logs/second_order.log",
+        str(S.log("second_order")),
     threads: TRAIN_THREADS
     conda:
         "../envs/study.yaml"

@@ -1,4 +1,5 @@
-# Aggregation: tables (pandas), figures (seaborn), and the report in paper/.
+# Aggregation: tables (pandas), figures (seaborn), and the report (paper/ for the default scale,
+# results/<scale>/paper/ for any other).
 
 
 rule tables:
@@ -6,16 +7,16 @@ rule tables:
         runs=run_files(),
         shift=shift_files(),
         selections=selections(),
-        second_order=f"{R}/second_order.csv",
+        second_order=str(S.second_order),
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
     output:
         table_files(),
     log:
-        f"{R}/logs/tables.log",
+        str(S.log("tables")),
     params:
-        scale_dir=lambda wc, output: os.path.dirname(os.path.dirname(output[0])),
-        ablations=lambda wc, input: os.path.dirname(input.ablations[0]),
+        scale_dir=scale_dir,
+        ablations=lambda wc: ABLATION_DIR,
     conda:
         "../envs/study.yaml"
     shell:
@@ -34,20 +35,18 @@ for _name in ABLATIONS:
             models=run_files(_name, "model.pt"),
         output:
             png=report(
-                [f"{R}/figures/{_name}/{f}.png" for f in figure_names(_name)],
+                [str(S.figure(_name, f)) for f in figure_names(_name)],
                 category=ABLATIONS[_name].title,
                 caption="../paper/figure_caption.rst",
             ),
-            svg=[f"{R}/figures/{_name}/{f}.svg" for f in figure_names(_name)],
-            captions=f"{R}/figures/{_name}/captions.json",
+            svg=[str(S.figure(_name, f, "svg")) for f in figure_names(_name)],
+            captions=str(S.captions(_name)),
         log:
-            f"{R}/logs/figures_{_name}.log",
+            str(S.log(f"figures_{_name}")),
         params:
             ablation=_name,
-            scale_dir=lambda wc, output: os.path.dirname(
-                os.path.dirname(os.path.dirname(output.captions))
-            ),
-            ablations=os.path.dirname(str(ABLATIONS[_name].path)),
+            scale_dir=scale_dir,
+            ablations=lambda wc: ABLATION_DIR,
         conda:
             "../envs/study.yaml"
         shell:
@@ -59,18 +58,19 @@ rule report:
     input:
         tables=rules.tables.output,
         figures=figure_files("png"),
-        template=f"{PAPER}/templates/report.html.j2",
+        template=f"{config['paper']}/templates/report.html.j2",
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
     output:
         html=f"{PAPER}/report.html",
         md=f"{PAPER}/report.md",
+        runs=f"{PAPER}/runs.csv",
     log:
-        f"{R}/logs/report.log",
+        str(S.log("report")),
     params:
-        scale_dir=lambda wc, input: os.path.dirname(os.path.dirname(input.tables[0])),
-        ablations=lambda wc, input: os.path.dirname(input.ablations[0]),
-        paper=lambda wc, output: os.path.dirname(output.html),
+        scale_dir=scale_dir,
+        ablations=lambda wc: ABLATION_DIR,
+        paper=lambda wc: PAPER,
         scale=SCALE,
     conda:
         "../envs/study.yaml"

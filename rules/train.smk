@@ -3,11 +3,11 @@
 
 rule prepare_data:
     output:
-        f"{R}/data/{{dataset}}.pt",
+        str(S.data_cache("{dataset}")),
     params:
         root=lambda wc: DATASETS[wc.dataset],
     log:
-        f"{R}/logs/prepare_{{dataset}}.log",
+        str(S.log("prepare_{dataset}")),
     conda:
         "../envs/study.yaml"
     shell:
@@ -16,17 +16,17 @@ rule prepare_data:
 
 rule tune:
     input:
-        cache=lambda wc: f"{R}/data/{tuning_run_of(wc).dataset}.pt",
+        cache=lambda wc: str(S.data_cache(tuning_run_of(wc).dataset)),
     output:
-        metrics=f"{R}/tune/{{ablation}}/{{variant}}/{{level}}/seed0/metrics.json",
-        history=f"{R}/tune/{{ablation}}/{{variant}}/{{level}}/seed0/history.csv",
-        model=f"{R}/tune/{{ablation}}/{{variant}}/{{level}}/seed0/model.pt",
-        config=f"{R}/tune/{{ablation}}/{{variant}}/{{level}}/seed0/config.yaml",
+        metrics=tuning_path("metrics.json"),
+        history=tuning_path("history.csv"),
+        model=tuning_path("model.pt"),
+        config=tuning_path("config.yaml"),
     log:
-        f"{R}/tune/{{ablation}}/{{variant}}/{{level}}/seed0/train.log",
+        tuning_path("train.log"),
     params:
         overrides=lambda wc: quoted(tuning_run_of(wc).overrides),
-        out=lambda wc, output: os.path.dirname(output.metrics),
+        out=lambda wc: str(S.tuning_run(wc.ablation, wc.variant, wc.level)),
     threads: TRAIN_THREADS
     resources:
         gpu=lambda wc: gpus(tuning_run_of(wc)),
@@ -42,12 +42,12 @@ rule select_lr:
     input:
         lambda wc: tuning_files(wc.ablation),
     output:
-        json=f"{R}/selection/{{ablation}}.json",
-        csv=f"{R}/selection/{{ablation}}.csv",
+        json=str(S.selection("{ablation}")),
+        csv=str(S.selection("{ablation}", "csv")),
     params:
         metric=lambda wc: ABLATIONS[wc.ablation].tune["metric"],
     log:
-        f"{R}/logs/select_lr_{{ablation}}.log",
+        str(S.log("select_lr_{ablation}")),
     conda:
         "../envs/study.yaml"
     shell:
@@ -56,23 +56,21 @@ rule select_lr:
 
 rule train:
     input:
-        cache=lambda wc: f"{R}/data/{run_of(wc).dataset}.pt",
-        selection=lambda wc: (
-            [f"{R}/selection/{wc.ablation}.json"] if run_of(wc).tuned else []
-        ),
+        cache=lambda wc: str(S.data_cache(run_of(wc).dataset)),
+        selection=lambda wc: [str(S.selection(wc.ablation))] if run_of(wc).tuned else [],
     output:
-        metrics=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/metrics.json",
-        history=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/history.csv",
-        model=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/model.pt",
-        config=f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/config.yaml",
+        metrics=run_path("metrics.json"),
+        history=run_path("history.csv"),
+        model=run_path("model.pt"),
+        config=run_path("config.yaml"),
     log:
-        f"{R}/runs/{{ablation}}/{{variant}}/seed{{seed}}/train.log",
+        run_path("train.log"),
     params:
         overrides=lambda wc: quoted(run_of(wc).overrides),
         tuned=lambda wc, input: (
             f"train.lr_from={input.selection[0]}" if input.selection else ""
         ),
-        out=lambda wc, output: os.path.dirname(output.metrics),
+        out=lambda wc: str(S.run(wc.ablation, wc.variant, wc.seed)),
     threads: TRAIN_THREADS
     resources:
         gpu=lambda wc: gpus(run_of(wc)),

@@ -27,7 +27,6 @@ from study.components.checks import (
 from study.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-SCALES = ("smoke", "default", "full")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,6 +61,10 @@ _MISSING = object()
 
 def options_of(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+# The scales of the study: one file each in conf/scale/, which holds every setting of the scale.
+SCALES = tuple(options_of("scale"))
 
 
 def unknown_key_message(cfg: DictConfig, key: str) -> str:

@@ -409,3 +409,44 @@ def test_cli_draws_one_ablation(study, tmp_path, capsys):
         figures.main(
             ["--scale-dir", str(scale_dir), "--ablation", "nope", "--ablations", str(conf)]
         )
+
+
+def test_weight_histogram_compares_penalty_variants_of_any_ablation(study):
+    """The figure works whatever the variants are called: the baseline and the variants whose
+    runs add a weight penalty (here l2 and l1, not dropout), or every variant if none does."""
+    from study.figures.weights import compared_variants
+
+    scale_dir, ablations = study
+    regularization = ablations["regularization"]
+    assert compared_variants(Context(scale_dir, regularization)) == ["none", "l2", "l1"]
+    renamed = Ablation(
+        name="normalization",
+        path=Path("normalization.yaml"),
+        title="t",
+        question="q",
+        baseline="none",
+        seeds=2,
+        variants={"none": [], "batchnorm": ["model.norm=batchnorm"]},
+        figures=["weight_histogram"],
+    )
+    assert compared_variants(Context(scale_dir, renamed)) == ["none", "batchnorm"]
+    captions = make_figures(scale_dir, renamed, ["weight_histogram"])
+    assert "none, batchnorm" in captions["weight_histogram"]
+
+
+def test_a_figure_an_ablation_cannot_have_is_refused_with_one_line(study):
+    from study.errors import ConfigError
+
+    _, ablations = study
+    no_grid = ablations["regularization"]
+    with pytest.raises(ConfigError, match=r"grid_heatmap needs a grid over exactly two keys"):
+        figures.check_figures(no_grid, ["grid_heatmap"])
+    with pytest.raises(ConfigError, match=r"lr_sensitivity its file has no tune block"):
+        figures.check_figures(no_grid, ["lr_sensitivity"])
+    with pytest.raises(ConfigError, match=r"unknown figure 'pie'"):
+        figures.check_figures(no_grid, ["pie"])
+    assert figures.check_figures(ablations["grid"]) == [
+        "learning_curves",
+        "test_accuracy",
+        "grid_heatmap",
+    ]

@@ -13,6 +13,7 @@ from test_figures import build_study
 from study import report
 from study.analysis.tables import summarize
 from study.figures import make_figures
+from study.provenance import git_state
 from study.report import ReportError, build_context, write_report
 
 XSS_VARIANT = "<script>alert(1)</script>"
@@ -179,10 +180,10 @@ def test_git_commit_and_dirty_flag(tmp_path):
     (tmp_path / "a.txt").write_text("a")
     subprocess.run([*git, "add", "a.txt"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
-    state = report.git_state(tmp_path)
+    state = git_state(tmp_path)
     assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and state["dirty"] is False
     (tmp_path / "a.txt").write_text("b")
-    assert report.git_state(tmp_path)["dirty"] is True
+    assert git_state(tmp_path)["dirty"] is True
 
 
 def test_formatting_helpers():
@@ -217,3 +218,14 @@ def test_cli(built, tmp_path):
     html = (out / "report.html").read_text()
     assert "Normalization under shift" in html and "Regularization</h2>" not in html
     assert (out / "figures" / "normalization" / "test_accuracy.png").is_file()
+
+
+def test_report_writes_a_run_ledger(built, tmp_path):
+    out = tmp_path / "ledger"
+    write_report(built["context"], out)
+    ledger = pd.read_csv(out / "runs.csv")
+    runs = pd.read_csv(built["scale_dir"] / "tables" / "runs.csv")
+    assert len(ledger) == len(runs)
+    for column in ("ablation", "variant", "seed", "status", "test_acc", "test_loss"):
+        pd.testing.assert_series_equal(ledger[column], runs[column])
+    assert {"config_hash", "commit", "dirty"} <= set(ledger.columns)

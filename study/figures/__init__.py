@@ -1,9 +1,12 @@
 """Figures of one ablation, drawn from the aggregated tables and the run folders.
 
 Every ablation gets ``learning_curves`` and ``test_accuracy``; its ``figures:`` list adds more from
-:data:`FIGURES`. Each figure is written as ``<scale_dir>/figures/<ablation>/<name>.{png,svg}`` and
-its caption (which quotes numbers from the data, so it is computed with the figure) goes into
-``captions.json`` beside them, where the report reads it.
+:data:`FIGURES`, where each figure module registers its figures with the :func:`figure`
+decorator next to the drawing function. A figure an ablation cannot have (a grid figure without a
+grid) is refused when the study is planned (:func:`check_figures`). Each figure is written as
+``<scale_dir>/figures/<ablation>/<name>.{png,svg}`` and its caption (which quotes numbers from
+the data, so it is computed with the figure) goes into ``captions.json`` beside them, where the
+report reads it.
 
 A variant keeps its colour in every figure of an ablation: colours follow the variant order of the
 ablation file and the baseline is always :data:`BASELINE_COLOR`.
@@ -25,23 +28,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
+from study.figure_catalog import DEFAULT_FIGURES, figure_names
 
-# common first: it selects the Agg backend before the figure modules import pyplot. ``X as X``
-# marks a re-export: a name of the former single module, kept importable from study.figures.
+# common first: it selects the Agg backend before the figure modules import pyplot. The figure
+# modules are imported for their registrations; ``X as X`` marks a re-export.
+from study.figures import comparisons, curves, shift, tuning, weights  # noqa: F401
 from study.figures.common import (
     BASELINE_COLOR,
+    FIGURES,
     PNG_DPI,
     Context,
     FigureError,
+    FigureNotPossible,
+    FigureSpec,
     _save_figure,
     _style,
     _write_captions,
+    figure,
     variant_palette,
 )
 from study.figures.common import DIVERGED as DIVERGED
@@ -49,20 +55,9 @@ from study.figures.common import DIVERGED_COLOR as DIVERGED_COLOR
 from study.figures.common import t_interval as t_interval
 from study.figures.comparisons import TARGET_FRACTION as TARGET_FRACTION
 from study.figures.comparisons import _parse_grid_variant as _parse_grid_variant
-from study.figures.comparisons import (
-    epochs_to_target,
-    generalization_gap,
-    grid_heatmap,
-    test_accuracy,
-    test_loss,
-)
-from study.figures.curves import learning_curves, lr_schedules, train_loss_curves
-from study.figures.shift import drift, shift_severity
-from study.figures.tuning import lr_sensitivity
 from study.figures.weights import SPARSITY_THRESHOLD as SPARSITY_THRESHOLD
 from study.figures.weights import WEIGHT_FLOOR as WEIGHT_FLOOR
-from study.figures.weights import WEIGHT_VARIANTS as WEIGHT_VARIANTS
-from study.figures.weights import weight_histogram
+from study.paths import ScaleDir
 
 __all__ = [
     "BASELINE_COLOR",
@@ -71,57 +66,37 @@ __all__ = [
     "PNG_DPI",
     "Context",
     "FigureError",
+    "FigureNotPossible",
     "FigureSpec",
+    "check_figures",
+    "figure",
     "figure_names",
     "main",
     "make_figures",
     "variant_palette",
 ]
 
-DEFAULT_FIGURES = ("learning_curves", "test_accuracy")
-"""Figures every ablation gets."""
 
+def check_figures(ablation: Any, names: list[str] | None = None) -> list[str]:
+    """The figures of ``ablation`` (or ``names``), each one it can have; else one clear line.
 
-# ------------------------------------------------------------------------------------------------
-# Registry and output
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    """A figure: ``draw(ctx) -> (figure, caption)`` and what it needs, for error messages."""
-
-    draw: Callable[[Context], tuple[Figure, str]]
-    needs: str
-
-
-FIGURES: dict[str, FigureSpec] = {
-    "learning_curves": FigureSpec(learning_curves, "tables/history.csv (or run history.csv)"),
-    "test_accuracy": FigureSpec(test_accuracy, "tables/runs.csv"),
-    "test_loss": FigureSpec(test_loss, "tables/runs.csv"),
-    "generalization_gap": FigureSpec(generalization_gap, "tables/runs.csv"),
-    "weight_histogram": FigureSpec(weight_histogram, "model.pt of variants none, l1, l2"),
-    "lr_sensitivity": FigureSpec(lr_sensitivity, "tables/tuning.csv"),
-    "lr_schedules": FigureSpec(lr_schedules, "run configs + history.csv (steps per epoch)"),
-    "train_loss_curves": FigureSpec(train_loss_curves, "tables/history.csv"),
-    "grid_heatmap": FigureSpec(grid_heatmap, "tables/runs.csv + a two-key grid"),
-    "shift_severity": FigureSpec(shift_severity, "tables/shift.csv (corruption rows)"),
-    "drift": FigureSpec(drift, "tables/shift.csv (drift rows with slice)"),
-    "epochs_to_target": FigureSpec(epochs_to_target, "tables/history.csv (val_acc)"),
-}
-"""Figure name → how to draw it. Ablation files name extra figures from these keys."""
-
-
-def figure_names(ablation: Any) -> list[str]:
-    """The figures of an ablation: the defaults, then its ``figures:`` list (unknown names fail)."""
-    extra = list(getattr(ablation, "figures", None) or [])
-    unknown = [n for n in extra if n not in FIGURES]
-    if unknown:
-        raise FigureError(
-            f"ablation {ablation.name!r} asks for unknown figure(s) {', '.join(unknown)}; "
-            f"known: {', '.join(FIGURES)}"
-        )
-    return list(dict.fromkeys([*DEFAULT_FIGURES, *extra]))
+    Runs when the study is planned, so an ablation never asks for a figure that cannot be drawn
+    (an unknown name, a grid figure without a grid, a tuning figure without tuning, ...).
+    """
+    names = figure_names(ablation) if names is None else list(names)
+    where = f"{getattr(ablation, 'path', None) or ablation.name}"
+    for name in names:
+        if name not in FIGURES:
+            raise FigureNotPossible(
+                f"{where}: figures: unknown figure {name!r}; known: {', '.join(FIGURES)}"
+            )
+        requires = FIGURES[name].requires
+        why = requires(ablation) if requires else None
+        if why:
+            raise FigureNotPossible(
+                f"{where}: figures: {name} {why}; remove it from figures or fix the file"
+            )
+    return names
 
 
 def make_figures(
@@ -129,12 +104,13 @@ def make_figures(
 ) -> dict[str, str]:
     """Draw the figures of ``ablation``; returns figure name → caption (also in captions.json)."""
     ctx = Context(Path(scale_dir), ablation)
-    names = figure_names(ablation) if names is None else names
-    out_dir = ctx.scale_dir / "figures" / ablation.name
+    try:
+        names = check_figures(ablation, names)
+    except FigureNotPossible as err:
+        raise FigureError(str(err)) from None
+    out_dir = ScaleDir(ctx.scale_dir).figures(ablation.name)
     captions: dict[str, str] = {}
     for name in names:
-        if name not in FIGURES:
-            raise FigureError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
         with _style():
             fig, caption = FIGURES[name].draw(ctx)
             _save_figure(fig, out_dir, name)
@@ -167,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except FigureError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    out = args.scale_dir / "figures" / args.ablation
+    out = ScaleDir(args.scale_dir).figures(args.ablation)
     for name in captions:
         print(out / f"{name}.png")
     return 0

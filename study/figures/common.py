@@ -11,13 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
+from study import contracts
+from study.errors import ConfigError
+from study.figure_catalog import PNG_DPI
 from study.outputs import atomic_path
+from study.registry import Registry
 
 matplotlib.use("Agg")
 
@@ -30,9 +35,6 @@ from matplotlib.figure import Figure  # noqa: E402
 BASELINE_COLOR = "#3b3b3b"
 """The baseline's colour in every figure: dark grey, so the eye reads it as the reference."""
 
-PNG_DPI = 150
-"""Resolution of the PNGs: sharp on dense screens; the report shows them at 100 CSS px per inch."""
-
 DIVERGED_COLOR = "#d62728"
 # A run whose status is this is excluded from means and marked in the figures.
 DIVERGED = "diverged"
@@ -40,6 +42,45 @@ DIVERGED = "diverged"
 
 class FigureError(RuntimeError):
     """A requested figure cannot be drawn because an input is absent."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Registry
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure: ``draw(ctx) -> (figure, caption)``, what it reads (for error messages) and, if
+    not every ablation can have it, ``requires(ablation)``: why this one cannot, or None."""
+
+    build: Callable[[Context], tuple[Figure, str]]
+    needs: str
+    requires: Callable[[Any], str | None] | None = None
+
+    @property
+    def draw(self) -> Callable[[Context], tuple[Figure, str]]:
+        return self.build
+
+
+class FigureRegistry(Registry[FigureSpec]):
+    def __getitem__(self, name: str) -> FigureSpec:
+        return self.get(name)
+
+
+class FigureNotPossible(ConfigError):
+    """An ablation asks for a figure it cannot have (unknown, or its file lacks what it needs)."""
+
+
+FIGURES: FigureRegistry = FigureRegistry("figure", "figures", FigureSpec)
+"""Figure name → how to draw it. Ablation files name extra figures from these names."""
+
+
+def figure(
+    name: str, needs: str, requires: Callable[[Any], str | None] | None = None
+) -> Callable[[Callable], Callable]:
+    """Register the decorated function as the figure ``name``."""
+    return FIGURES.builder(name, needs=needs, requires=requires)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -65,12 +106,15 @@ def variant_palette(variants: list[str], baseline: str) -> dict[str, str]:
 # Inputs
 # ------------------------------------------------------------------------------------------------
 
-_STR_COLUMNS = {"ablation": str, "variant": str, "status": str, "shift": str}
+# The tables a figure reads, by file name.
+_CONTRACTS = {
+    c.name: c for c in (contracts.RUNS, contracts.HISTORY, contracts.SHIFT, contracts.TUNING)
+}
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    # Variant names such as "1" or "0.5" must stay strings so they match the ablation file.
-    return pd.read_csv(path, dtype=_STR_COLUMNS)
+    # Variant names such as "1" or "0.5" stay strings so they match the ablation file.
+    return contracts.read_csv(path, _CONTRACTS.get(path.name, contracts.SUMMARY))
 
 
 def _boolish(series: pd.Series) -> pd.Series:
@@ -147,7 +191,7 @@ class Context:
         else:
             frames = []
             for path in sorted((self.scale_dir / "runs" / self.name).glob("*/seed*/history.csv")):
-                frame = pd.read_csv(path)
+                frame = contracts.read_csv(path, contracts.RUN_HISTORY)
                 frame["variant"] = path.parent.parent.name
                 frame["seed"] = int(path.parent.name.removeprefix("seed"))
                 frames.append(frame)

@@ -24,6 +24,7 @@ from study.figures.common import (
     _percent_axis,
     _require,
     _variant_ticks,
+    figure,
     t_interval,
 )
 
@@ -123,14 +124,17 @@ def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figu
     return fig, caption
 
 
+@figure("test_accuracy", needs="tables/runs.csv")
 def test_accuracy(ctx: Context) -> tuple[Figure, str]:
     return _per_variant(ctx, "test_accuracy", "test_acc", "test accuracy")
 
 
+@figure("test_loss", needs="tables/runs.csv")
 def test_loss(ctx: Context) -> tuple[Figure, str]:
     return _per_variant(ctx, "test_loss", "test_loss", "test loss (cross-entropy)")
 
 
+@figure("generalization_gap", needs="tables/runs.csv")
 def generalization_gap(ctx: Context) -> tuple[Figure, str]:
     fig, caption = _per_variant(
         ctx, "generalization_gap", "gap_acc", "generalization gap (train − test accuracy)"
@@ -165,23 +169,34 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
-    what = "grid_heatmap"
-    runs = ctx.runs(what)
-    _require(runs, ["variant", "seed", "status", "test_acc"], "runs.csv", what)
-    grid = dict(getattr(ctx.ablation, "grid", None) or {})
+def _grid_axes(ablation: Any) -> dict[str, list]:
+    """The ablation's grid, or the keys its variant names spell (``optim-adam_schedule-cosine``)."""
+    grid = dict(getattr(ablation, "grid", None) or {})
     if not grid:
         keys: list[str] = []
-        for variant in ctx.variants:
+        for variant in ablation.variants:
             for key in _parse_grid_variant(variant):
                 if key not in keys:
                     keys.append(key)
         grid = {k: [] for k in keys}
+    return grid
+
+
+def _two_grid_axes(ablation: Any) -> str | None:
+    grid = _grid_axes(ablation)
+    if len(grid) == 2:
+        return None
+    return f"needs a grid over exactly two keys, got {list(grid) or 'none'}"
+
+
+@figure("grid_heatmap", needs="tables/runs.csv + a two-key grid", requires=_two_grid_axes)
+def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
+    what = "grid_heatmap"
+    runs = ctx.runs(what)
+    _require(runs, ["variant", "seed", "status", "test_acc"], "runs.csv", what)
+    grid = _grid_axes(ctx.ablation)
     if len(grid) != 2:
-        raise FigureError(
-            f"ablation {ctx.name!r}: {what} needs a grid over exactly two keys, got "
-            f"{list(grid) or 'none'}"
-        )
+        raise FigureError(f"ablation {ctx.name!r}: {what} {_two_grid_axes(ctx.ablation)}")
     (row_key, row_vals), (col_key, col_vals) = grid.items()
     df = runs.copy()
     for axis, key in (("row_", row_key), ("col_", col_key)):
@@ -240,6 +255,7 @@ def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
     return fig, caption
 
 
+@figure("epochs_to_target", needs="tables/history.csv (val_acc)")
 def epochs_to_target(ctx: Context, target: float | None = None) -> tuple[Figure, str]:
     what = "epochs_to_target"
     hist = ctx.history(what)

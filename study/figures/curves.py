@@ -22,9 +22,11 @@ from study.figures.common import (
     _n_seeds,
     _plot_mean_band,
     _require,
+    figure,
 )
 
 
+@figure("learning_curves", needs="tables/history.csv (or run history.csv)")
 def learning_curves(ctx: Context) -> tuple[Figure, str]:
     what = "learning_curves"
     hist = ctx.history(what)
@@ -124,6 +126,7 @@ def _steps_per_epoch(hist: pd.DataFrame) -> int | None:
     return int(round(steps[0] / epochs[0])) if epochs[0] > 0 else None
 
 
+@figure("lr_schedules", needs="run configs + history.csv (steps per epoch)")
 def lr_schedules(ctx: Context) -> tuple[Figure, str]:
     what = "lr_schedules"
     try:
@@ -189,6 +192,7 @@ def lr_schedules(ctx: Context) -> tuple[Figure, str]:
     return fig, caption
 
 
+@figure("train_loss_curves", needs="tables/history.csv")
 def train_loss_curves(ctx: Context) -> tuple[Figure, str]:
     what = "train_loss_curves"
     hist = ctx.history(what)

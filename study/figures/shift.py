@@ -20,7 +20,12 @@ from study.figures.common import (
     _percent_axis,
     _plot_mean_band,
     _require,
+    figure,
 )
+
+
+def _evaluated_under_shift(ablation) -> str | None:
+    return None if getattr(ablation, "shift", False) else "its file does not set shift: true"
 
 
 def _shift_frame(ctx: Context, what: str) -> pd.DataFrame:
@@ -45,6 +50,11 @@ def _adapted_handles() -> list[Line2D]:
     ]
 
 
+@figure(
+    "shift_severity",
+    needs="tables/shift.csv (corruption rows)",
+    requires=_evaluated_under_shift,
+)
 def shift_severity(ctx: Context) -> tuple[Figure, str]:
     what = "shift_severity"
     df = _shift_frame(ctx, what)
@@ -101,6 +111,7 @@ def shift_severity(ctx: Context) -> tuple[Figure, str]:
     return fig, caption
 
 
+@figure("drift", needs="tables/shift.csv (drift rows with slice)", requires=_evaluated_under_shift)
 def drift(ctx: Context) -> tuple[Figure, str]:
     what = "drift"
     df = _shift_frame(ctx, what)

@@ -7,11 +7,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from study.figures.common import DIVERGED, Context, FigureError, _boolish, _require
+from study.figures.common import DIVERGED, Context, FigureError, _boolish, _require, figure
 
 _LR_COLUMNS = ("lr", "config.optim.lr", "optim.lr")
 
 
+def _tuned(ablation) -> str | None:
+    return None if getattr(ablation, "tune", None) else "its file has no tune block"
+
+
+@figure("lr_sensitivity", needs="tables/tuning.csv", requires=_tuned)
 def lr_sensitivity(ctx: Context) -> tuple[Figure, str]:
     what = "lr_sensitivity"
     tuning = ctx.tuning(what)

@@ -1,4 +1,10 @@
-"""The weight-magnitude histogram of the regularization variants (read from their model.pt)."""
+"""The weight-magnitude histogram of an ablation's variants (read from their model.pt).
+
+It compares the baseline with the variants that add a weight penalty to the loss
+(``regularization.l1`` or ``regularization.l2`` above 0 in the runs' configs): the sparsity that
+L1 produces and the shrinkage of L2 are what the figure shows. An ablation without such variants
+gets every variant in the figure.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
-from study.figures.common import Context, FigureError
+from study.figures.common import Context, FigureError, figure
 
-WEIGHT_VARIANTS = ("none", "l1", "l2")
-"""Variants compared by ``weight_histogram`` (the regularization ablation's names)."""
+PENALTY_KEYS = ("regularization.l1", "regularization.l2")
+"""Config keys of the penalties added to the loss (decoupled weight decay is the optimizer's)."""
 
 # Weights below this magnitude are drawn in the first bin of the log-scaled histogram: exact zeros
 # (which L1 produces) have no place on a log axis but must still be counted.
@@ -37,13 +44,35 @@ def _load_weights(path: Path) -> np.ndarray:
     return torch.cat(tensors).numpy().astype(np.float64)
 
 
+def _penalized(ctx: Context, what: str) -> set[str]:
+    """Variants whose runs add a weight penalty (from runs.csv, else the ablation's overrides)."""
+    try:
+        runs = ctx.runs(what)
+    except FigureError:  # before the tables exist: what the ablation file sets
+        runs = None
+    if runs is not None:
+        columns = [f"config.{k}" for k in PENALTY_KEYS if f"config.{k}" in runs.columns]
+        values = runs[columns].apply(pd.to_numeric, errors="coerce").fillna(0.0)
+        return set(runs.loc[(values > 0).any(axis=1), "variant"])
+    return {
+        variant
+        for variant, overrides in ctx.ablation.variants.items()
+        if any(o.split("=", 1)[0] in PENALTY_KEYS for o in overrides)
+    }
+
+
+def compared_variants(ctx: Context, what: str = "weight_histogram") -> list[str]:
+    """The baseline and the weight-penalty variants in file order; every variant if none is."""
+    penalized = _penalized(ctx, what)
+    if not penalized:
+        return list(ctx.variants)
+    return [v for v in ctx.variants if v in penalized or v == ctx.ablation.baseline]
+
+
+@figure("weight_histogram", needs="model.pt of the baseline and the weight-penalty variants")
 def weight_histogram(ctx: Context) -> tuple[Figure, str]:
     what = "weight_histogram"
-    wanted = [v for v in ctx.variants if v in WEIGHT_VARIANTS or v == ctx.ablation.baseline]
-    if not wanted:
-        raise FigureError(
-            f"ablation {ctx.name!r}: {what} needs variants named {', '.join(WEIGHT_VARIANTS)}"
-        )
+    wanted = compared_variants(ctx, what)
     weights: dict[str, np.ndarray] = {}
     missing = []
     for variant in wanted:

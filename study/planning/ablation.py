@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from study.config import ConfigError, compose, validate
+from study.paths import run_folder, tuning_folder
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 TOP_LEVEL_KEYS = {
@@ -73,7 +74,7 @@ class Run:
 
     @property
     def folder(self) -> str:
-        return f"runs/{self.ablation}/{self.variant}/seed{self.seed}"
+        return run_folder(self.ablation, self.variant, self.seed)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class TuningRun:
 
     @property
     def folder(self) -> str:
-        return f"tune/{self.ablation}/{self.variant}/{self.level}/seed0"
+        return tuning_folder(self.ablation, self.variant, self.level)
 
 
 # ---------------------------------------------------------------------------------------------

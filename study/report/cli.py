@@ -1,0 +1,36 @@
+"""``python -m study.report``: render the report of one scale (see :mod:`study.report`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from study.paths import TEMPLATES
+from study.report.context import ReportError, build_context
+from study.report.render import write_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m study.report", description="Render the report of one scale."
+    )
+    parser.add_argument("--scale-dir", required=True, type=Path, help="results/<scale>")
+    parser.add_argument("--ablations", default=Path("conf/ablation"), type=Path)
+    parser.add_argument("--claims", type=Path, help="conf/claims.yaml")
+    parser.add_argument("--out", default=Path("paper"), type=Path)
+    parser.add_argument("--scale", help="scale name shown in the report (default: folder name)")
+    parser.add_argument("--templates", default=TEMPLATES, type=Path)
+    args = parser.parse_args(argv)
+    from study.planning.ablation import load_ablations
+
+    try:
+        context = build_context(
+            args.scale_dir, load_ablations(args.ablations), args.claims, args.scale
+        )
+        write_report(context, args.out, args.templates)
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out / 'report.html'} and {args.out / 'report.md'}")
+    return 0

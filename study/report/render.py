@@ -1,0 +1,82 @@
+"""Rendering the report's context into report.html (self-contained) and report.md (with its
+figures and LaTeX tables copied beside it), every file written atomically."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from study.outputs import atomic_path
+from study.paths import TEMPLATES
+from study.report.formatting import VERDICT_CLASS, md_escape
+
+
+def _code_span(text: Any) -> Markup:
+    """A Markdown code span: its content is shown literally (HTML included), so it is only kept
+    on one line and stripped of backticks; a pipe is escaped so that it cannot end a table cell."""
+    text = str(text).replace("`", "'").replace("\n", " ").replace("|", "\\|")
+    return Markup(f"`{text}`")
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _environment(templates: Path, markdown: bool) -> jinja2.Environment:
+    if markdown:
+        # Every value is Markdown-escaped unless it is Markup (the template marks links/paths).
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates),
+            autoescape=False,
+            finalize=lambda v: v if isinstance(v, Markup) else md_escape("" if v is None else v),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    else:
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates),
+            autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    env.filters["data_uri"] = _data_uri
+    # Paths are built by this module from ablation and figure names, never from free text.
+    env.filters["path"] = lambda p: Markup(str(p))
+    env.filters["code"] = _code_span
+    env.filters["verdict_class"] = lambda v: VERDICT_CLASS.get(str(v), "neutral")
+    return env
+
+
+def render_report(context: dict[str, Any], templates: Path = TEMPLATES) -> dict[str, str]:
+    """File name → text of report.html and report.md."""
+    html = _environment(templates, markdown=False).get_template("report.html.j2")
+    md = _environment(templates, markdown=True).get_template("report.md.j2")
+    return {"report.html": html.render(**context), "report.md": md.render(**context)}
+
+
+def write_report(context: dict[str, Any], out: str | Path, templates: Path = TEMPLATES) -> None:
+    """Render and write the report with its figures and LaTeX tables (every file atomically)."""
+    out = Path(out)
+    texts = render_report(context, templates)
+    for section in context["sections"]:
+        for fig in section["figures"]:
+            with atomic_path(out / fig["rel"]) as tmp:
+                shutil.copyfile(fig["source"], tmp)
+        if section["tex"]:
+            with atomic_path(out / section["tex"]["rel"]) as tmp:
+                shutil.copyfile(section["tex"]["source"], tmp)
+    if context.get("ledger") is not None:
+        with atomic_path(out / "runs.csv") as tmp:
+            context["ledger"].to_csv(tmp, index=False)
+    # The documents last, so they never reference a figure that is not there yet.
+    for name, text in texts.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")

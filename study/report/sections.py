@@ -1,0 +1,216 @@
+"""One section of the report per ablation: its variants' numbers, the sentences that state each
+effect against the baseline, the learning rates chosen by tuning, and its figures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from study import contracts
+from study.analysis.stats import fmt
+from study.figure_catalog import PNG_DPI, figure_names
+from study.paths import ScaleDir
+from study.report.formatting import _finite, _num, anchor, count, diff, interval, value
+
+
+def _display_width(png: Path) -> int | None:
+    """CSS width at which a figure shows at its designed size (100 CSS px per inch)."""
+    header = png.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return round(int.from_bytes(header[16:20], "big") * 100 / PNG_DPI)
+
+
+def _figures_of(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
+    folder = ScaleDir(scale_dir).figures(ablation.name)
+    captions_path = ScaleDir(scale_dir).captions(ablation.name)
+    captions = json.loads(captions_path.read_text()) if captions_path.is_file() else {}
+    out = []
+    for name in figure_names(ablation):
+        png = folder / f"{name}.png"
+        if not png.is_file():
+            continue
+        out.append(
+            {
+                "name": name,
+                "ablation": ablation.name,
+                "caption": captions.get(name, name.replace("_", " ").capitalize() + "."),
+                "source": png,
+                "rel": f"figures/{ablation.name}/{name}.png",
+                "anchor": anchor("fig", ablation.name, name),
+                "width": _display_width(png),
+            }
+        )
+    return out
+
+
+# Per-variant facts beyond accuracy: when the best validation epoch came, how long training ran,
+# and what the weights look like (the L1-sparsity and weight-norm claims).
+DYNAMICS = ("best_epoch", "epochs_run", "weight_sparsity", "weight_norm", "gap_loss")
+
+
+def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
+    """The learning rates the tuning step chose on the validation split (tuned ablations)."""
+    path = ScaleDir(scale_dir).selection(ablation.name, "csv")
+    table = contracts.read_csv(path, contracts.SELECTION, optional=True)
+    if table is None or not ablation.tune:
+        return []
+    rows = []
+    for _, r in table.iterrows():
+        note = []
+        if str(r.get("all_diverged")) == "True":
+            note.append("every rate diverged")
+        elif str(r.get("at_edge")) == "True":
+            note.append("best rate on the edge of the grid")
+        n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
+        if n_div:
+            note.append(f"{n_div} rate{'s' if n_div > 1 else ''} diverged")
+        rows.append(
+            {
+                "variant": str(r["variant"]),
+                "lr": fmt(_num(r.get("lr"))),
+                "value": fmt(_num(r.get("value"))),
+                "metric": str(r.get("metric", "")),
+                "note": "; ".join(note),
+            }
+        )
+    return rows
+
+
+def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
+    rows = []
+    for _, r in summary.iterrows():
+        is_base = str(r["variant"]) == baseline
+        n = int(_num(r.get("n_seeds")) or 0) if _finite(r.get("n_seeds")) else 0
+        n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
+        n_stop = int(_num(r.get("n_stopped_early"))) if _finite(r.get("n_stopped_early")) else 0
+        row = {
+            "variant": str(r["variant"]),
+            "is_baseline": is_base,
+            "n": n,
+            "n_diverged": n_div,
+            "n_stopped_early": n_stop,
+            "seeds": str(n)
+            + (f" (diverged {n_div}/{n})" if n_div else "")
+            + (f" (stopped early {n_stop}/{n})" if n_stop else ""),
+        }
+        for m in (*("test_acc", "test_loss", "gap_acc", "s_per_epoch"), *DYNAMICS):
+            row[m] = value(r.get(f"{m}_mean"), m)
+            row[f"{m}_ci"] = interval(r.get(f"{m}_lo"), r.get(f"{m}_hi"), m)
+            row[f"{m}_mean_raw"] = _num(r.get(f"{m}_mean"))
+        row["epochs_run"] = count(r.get("epochs_run_mean"))
+        for m in ("test_acc", "gap_acc", "test_loss"):
+            row[f"{m}_diff_raw"] = _num(r.get(f"{m}_diff"))
+            row[f"{m}_diff"] = "" if is_base else diff(r.get(f"{m}_diff"), m)
+            row[f"{m}_diff_ci"] = (
+                "" if is_base else interval(r.get(f"{m}_diff_lo"), r.get(f"{m}_diff_hi"), m, True)
+            )
+            p = r.get(f"{m}_p_holm")
+            lo, hi = _num(r.get(f"{m}_diff_lo")), _num(r.get(f"{m}_diff_hi"))
+            row[f"{m}_ci_excludes_0"] = _finite(lo) and _finite(hi) and not lo <= 0 <= hi
+            row[f"{m}_p_holm"] = "" if is_base else (fmt(_num(p), 2) if _finite(p) else "n/a")
+            verdict = r.get(f"{m}_verdict")
+            row[f"{m}_verdict"] = "" if is_base or pd.isna(verdict) else str(verdict)
+            pairs = r.get(f"{m}_pairs")
+            row[f"{m}_pairs"] = int(_num(pairs)) if _finite(pairs) else 0
+        rows.append(row)
+    return rows
+
+
+_METRIC_WORDS = {
+    "test_acc": "test accuracy",
+    "gap_acc": "generalization gap (train − test accuracy)",
+    "test_loss": "test loss",
+}
+
+
+def _effect_sentence(row: dict[str, Any], baseline: str, metric: str) -> str:
+    words = _METRIC_WORDS[metric]
+    if not row[f"{metric}_diff"] or row[f"{metric}_diff"] == "n/a":
+        return f"{words}: no paired comparison with {baseline} is possible"
+    text = f"{words} {row[f'{metric}_diff']} relative to {baseline}"
+    details = []
+    if row[f"{metric}_diff_ci"]:
+        details.append(f"95% CI {row[f'{metric}_diff_ci']}")
+    if row[f"{metric}_p_holm"] and row[f"{metric}_p_holm"] != "n/a":
+        details.append(f"Holm-adjusted p = {row[f'{metric}_p_holm']}")
+    details.append(f"{row[f'{metric}_pairs']} paired seeds")
+    text += f" ({'; '.join(details)})"
+    verdict = row[f"{metric}_verdict"] or "inconclusive"
+    if verdict == "inconclusive":
+        if not row[f"{metric}_diff_ci"]:
+            reason = "fewer than two paired seeds"
+        elif row[f"{metric}_ci_excludes_0"]:
+            reason = "not significant after Holm correction over the ablation's variants"
+        else:
+            reason = "the interval contains 0"
+        return f"{text}: inconclusive, {reason}"
+    return f"{text}: {verdict}"
+
+
+def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, Any]:
+    summary = contracts.read_csv(
+        ScaleDir(scale_dir).table(ablation.name), contracts.SUMMARY, optional=True
+    )
+    own = runs[runs["ablation"] == ablation.name] if "ablation" in runs.columns else runs.iloc[:0]
+    ctx: dict[str, Any] = {
+        "name": ablation.name,
+        "title": ablation.title,
+        "question": ablation.question,
+        "baseline": ablation.baseline,
+        "seeds": _planned_seeds(ablation, own),
+        "n_variants": len(ablation.variants),
+        "anchor": anchor("ablation", ablation.name),
+        "n_runs": len(own),
+        "n_diverged": int((own.get("status", pd.Series(dtype=str)) == "diverged").sum()),
+        "rows": [],
+        "sentences": [],
+        "figures": _figures_of(scale_dir, ablation),
+        "tex": None,
+        "best": None,
+        "better": [],
+        "worse": [],
+        "noise": [],
+    }
+    tex = ScaleDir(scale_dir).table(ablation.name, "tex")
+    if tex.is_file():
+        ctx["tex"] = {"source": tex, "rel": f"tables/{ablation.name}.tex"}
+    if summary is None or summary.empty:
+        return ctx
+    rows = _variant_rows(summary, ablation.baseline)
+    ctx["rows"] = rows
+    ctx["selection"] = _selection_rows(scale_dir, ablation)
+    ranked = [r for r in rows if math.isfinite(r["test_acc_mean_raw"])]
+    if ranked:
+        best = max(ranked, key=lambda r: r["test_acc_mean_raw"])
+        ctx["best"] = best
+    for row in rows:
+        if row["is_baseline"]:
+            continue
+        verdict = row["test_acc_verdict"] or "inconclusive"
+        entry = {
+            "variant": row["variant"],
+            "diff": row["test_acc_diff"],
+            "ci": row["test_acc_diff_ci"],
+        }
+        {"better": ctx["better"], "worse": ctx["worse"]}.get(verdict, ctx["noise"]).append(entry)
+        sentence = {
+            "variant": row["variant"],
+            "verdict": verdict,
+            "text": _effect_sentence(row, ablation.baseline, "test_acc"),
+            "diverged": (
+                f"{row['n_diverged']} of {row['n']} runs diverged." if row["n_diverged"] else ""
+            ),
+        }
+        ctx["sentences"].append(sentence)
+    return ctx
+
+
+def _planned_seeds(ablation: Any, runs: pd.DataFrame) -> int:
+    """Seeds per variant as run: the ablation's own number, capped by the scale (plan.max_seeds)."""
+    cap = runs.get("config.plan.max_seeds", pd.Series(dtype=float)).dropna()
+    return min(ablation.seeds, int(cap.max())) if len(cap) else ablation.seeds
