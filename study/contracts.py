@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # a training job reads HISTORY_COLUMNS here and must not import pandas
+    import pandas as pd
 
 # Per epoch, as the training loop writes a run's history.csv.
 HISTORY_COLUMNS = (
@@ -109,6 +111,8 @@ CLAIMS = Contract("claims.csv", CLAIMS_COLUMNS)
 
 def read_csv(path: str | Path, contract: Contract, optional: bool = False) -> pd.DataFrame | None:
     """``path`` as a frame, text columns as strings (see the module docstring for the rules)."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         if optional:

@@ -57,10 +57,13 @@ def test_scales_are_the_files_in_conf_scale():
     assert sorted(SCALES) == sorted(p.stem for p in (ROOT / "conf" / "scale").glob("*.yaml"))
 
 
-def test_history_columns_match_the_training_loop():
-    from study.train import HISTORY_COLUMNS
+def test_the_training_loop_writes_the_history_contract(tmp_path):
+    from study.training.results import write_history
 
-    assert contracts.HISTORY_COLUMNS == HISTORY_COLUMNS
+    row = dict.fromkeys(contracts.HISTORY_COLUMNS, 1)
+    write_history(tmp_path / "history.csv", [row])
+    header = (tmp_path / "history.csv").read_text().splitlines()[0]
+    assert tuple(header.split(",")) == contracts.HISTORY_COLUMNS
 
 
 def test_the_reader_keeps_names_as_text_and_infers_numbers(tmp_path):

@@ -13,24 +13,12 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from study.contracts import HISTORY_COLUMNS
 from study.outputs import atomic_path, write_text
 from study.provenance import git_state, hardware, package_versions
 from study.training.evaluation import weight_statistics
 from study.training.parts import Progress, RunParts
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "step",
-    "lr",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "test_loss",
-    "test_acc",
-    "seconds",
-    "eval_seconds",
-)
 SCORES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
 
 
