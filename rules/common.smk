@@ -3,12 +3,17 @@
 import shlex
 import sys
 
-from study.planning.ablation import AblationError, plan
-from study.config import SCALES
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
+from study.planning.ablation import AblationError, plan
+from study.schemas import config_error
+
+try:  # also fills in the schema's defaults (scale, train_threads)
+    validate(config, schema="../schemas/workflow.schema.yaml")
+except WorkflowError as err:
+    sys.exit(f"error: {config_error(err)}")
 SCALE = str(config.get("scale", "default"))
-if SCALE not in SCALES:
-    sys.exit(f"error: --config scale={SCALE} is unknown; use one of {', '.join(SCALES)}")
 R = f"{config['results']}/{SCALE}"
 PAPER = config["paper"]
 ABLATION_DIR = config["ablations"]

@@ -750,12 +750,14 @@ def grid_ablation(n_runs: int, seeds: int = 3) -> tuple[str, int]:
     return text + "\n", per_rate * len(rates)
 
 
-# What ``snakemake -n`` reads: the workflow, its configs and conda environment, the report's inputs.
+# What ``snakemake -n`` reads: the workflow, its configs, their schemas and conda environment, the
+# report's inputs.
 WORKFLOW_FILES = (
     "Snakefile",
     "rules",
     "conf",
     "envs",
+    "schemas",
     "paper/templates",
     "paper/workflow.rst",
     "paper/figure_caption.rst",

@@ -1,0 +1,39 @@
+"""The claims file (conf/claims.yaml): read it and check every claim before any is evaluated.
+
+What each claim may hold is schemas/claims.schema.yaml; the one thing a schema cannot check, that
+no two claims share an id, is checked here. A malformed file is one line naming the file, the
+claim and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from study.errors import ConfigError
+from study.schemas import DocumentError, validate_document
+
+
+class ClaimsError(ConfigError):
+    """A malformed claims file or claim input; one line naming the file and the claim."""
+
+
+def load_claims(path: Path) -> list[dict]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ClaimsError(
+            f"{path}: cannot read the claims file ({type(e).__name__}: {e})"
+        ) from None
+    try:
+        validate_document(data, "claims", path)
+    except DocumentError as err:
+        raise ClaimsError(str(err)) from None
+    seen = set()
+    for claim in data["claims"]:
+        if claim["id"] in seen:
+            raise ClaimsError(f"{path}: claim {claim['id']}: duplicate id; give each claim its own")
+        seen.add(claim["id"])
+    return data["claims"]
