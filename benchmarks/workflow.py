@@ -20,6 +20,7 @@ WORKFLOW_FILES = (
     "Snakefile",
     "rules",
     "conf",
+    "schemas",
     "envs",
     "paper/templates",
     "paper/workflow.rst",

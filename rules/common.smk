@@ -3,15 +3,21 @@
 import shlex
 import sys
 
-from study.config import SCALES, compose
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from study.config import compose
 from study.errors import ConfigError
 from study.figure_catalog import figure_names as ablation_figures
 from study.paths import ScaleDir, report_dir
 from study.planning.ablation import AblationError, plan
+from study.schemas import config_error
 
+try:  # also fills in the schema's defaults (scale, train_threads)
+    validate(config, schema="../schemas/workflow.schema.yaml")
+except WorkflowError as err:
+    sys.exit(f"error: {config_error(err)}")
 SCALE = str(config.get("scale", "default"))
-if SCALE not in SCALES:
-    sys.exit(f"error: --config scale={SCALE} is unknown; use one of {', '.join(SCALES)}")
 S = ScaleDir.of(config["results"], SCALE)  # every path of this scale's results
 R = str(S.root)
 # The default scale's report is the paper in the repository; other scales keep theirs in results/.

@@ -347,21 +347,24 @@ def test_second_order_needs_fewer_but_costlier_iterations(tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "problem"),
     [
-        ("claims: 3", "expected a mapping with a 'claims' list"),
-        ("claims:\n  - {id: A, claim: x, kind: diverges}", "id 'A' must match"),
-        ("claims:\n  - {id: a, claim: x, kind: guess}", "kind 'guess' is not one of"),
-        ("claims:\n  - {id: a, claim: x, kind: diverges, colour: red}", "unknown key"),
+        ("claims: 3", "claims=3 must be a list of claims"),
+        ("claims:\n  - {id: A, claim: x, kind: diverges}",
+         r"claim #1: id='A' must match \[a-z0-9_.-\]\+"),
+        ("claims:\n  - {id: a, claim: x, kind: guess}",
+         "kind='guess' must be one of compare, near_best, diverges, special"),
+        ("claims:\n  - {id: a, claim: x, kind: diverges, colour: red}", "unknown key 'colour'"),
         ("claims:\n  - {id: a, claim: x, kind: diverges}\n  - {id: a, claim: y, kind: diverges}",
          "duplicate id"),
         ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
-         " expect: up, variant: e}", "expect must be"),
+         " expect: up, variant: e}", "expect='up' must be one of higher, lower"),
         ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
          " expect: higher}", "exactly one of 'variant' or 'variants'"),
-        ("claims:\n  - {id: a, claim: x, kind: special, check: vibes}", "check 'vibes'"),
+        ("claims:\n  - {id: a, claim: x, kind: special, check: vibes}",
+         "check='vibes' must be one of early_stopping_near_minimum"),
         ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
          " expect: lower, variant: e, source: history}", "needs at_epoch or reach"),
         ("claims:\n  - {id: a, claim: x, kind: special, check: early_stopping_near_minimum}",
-         "missing ablation, reference, variant"),
+         "missing keys 'ablation', 'reference', 'variant'"),
     ],
 )  # fmt: skip
 def test_malformed_claims_fail_with_one_line_naming_the_claim(tmp_path, yaml_text, problem):

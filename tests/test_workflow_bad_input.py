@@ -1,5 +1,6 @@
-"""Bad input through the real command: a malformed ablation file stops `snakemake -n` with one
-`error:` line naming the file, the variant and the problem, before anything is written; a corrupt
+"""Bad input through the real command: a malformed ablation file or workflow config stops
+`snakemake -n` with one `error:` line naming the file or key, the variant and the problem, before
+anything is written (schemas/ holds what each file may contain); a corrupt
 vendored data file stops the study at data preparation, before anything trains.
 
 Each message itself is unit-tested in tests/test_ablation.py (planning) and tests/test_data.py;
@@ -99,7 +100,16 @@ def test_unknown_scale_is_one_line_naming_the_choices(workflow):
     result = snakemake(workflow, "-n", "--config", "scale=huge", timeout=120)
     assert result.returncode != 0
     error = single_error(result)
-    assert "scale=huge" in error and "smoke, default, full" in error, error
+    assert "scale='huge' must be one of smoke, default, full" in error, error
+    assert not (workflow / "results").exists()
+
+
+def test_non_integer_train_threads_is_one_line_naming_the_key_and_the_fix(workflow):
+    result = snakemake(workflow, "-n", "--config", "train_threads=two", timeout=120)
+    assert result.returncode != 0
+    error = single_error(result)
+    assert "train_threads='two' must be a whole number >= 1" in error, error
+    assert "schemas/workflow.schema.yaml" in error, error
     assert not (workflow / "results").exists()
 
 

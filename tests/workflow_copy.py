@@ -1,9 +1,10 @@
 """A disposable copy of the workflow, for tests that run the real `snakemake` command.
 
-The copy holds what a user's checkout holds (Snakefile, rules, configs, vendored data, report
-templates, profiles) with only the ablations and variants a test names, so that a whole study at
-smoke scale takes about a minute. The `study` package is the installed (editable) one, so the
-copy runs the code under test. Nothing is shared with the repository's own results/ or paper/.
+The copy holds what a user's checkout holds (Snakefile, rules, configs and their schemas, vendored
+data, report templates, profiles) with only the ablations and variants a test names, so that a
+whole study at smoke scale takes about a minute. The `study` package is the installed (editable)
+one, so the copy runs the code under test. Nothing is shared with the repository's own results/
+or paper/.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW = ("Snakefile", "rules", "conf", "envs", "resources", "profiles", "paper/templates",
-            "paper/workflow.rst", "paper/figure_caption.rst")  # fmt: skip
+WORKFLOW = ("Snakefile", "rules", "conf", "schemas", "envs", "resources", "profiles",
+            "paper/templates", "paper/workflow.rst", "paper/figure_caption.rst")  # fmt: skip
 
 # Regularization at smoke scale, cut to three variants (2 seeds each): six training runs plus
 # data, second-order check, tables, figures and report. Enough to exercise every rule that a

@@ -115,7 +115,11 @@ def second_order_cost(t: ClaimTables, c: dict) -> dict:
     }
 
 
-# The functions of the special checks of study.analysis.claims_file.SPECIAL, by name.
+# The special checks named by claims (schemas/claims.schema.yaml), and the metric each shows.
+CHECK_METRICS = {
+    "early_stopping_near_minimum": "best_epoch - val_loss argmin (epochs)",
+    "second_order_cost": "iterations ratio (second/first order)",
+}
 CHECKS: dict[str, Callable[[ClaimTables, dict], dict]] = {
     "early_stopping_near_minimum": early_stopping_near_minimum,
     "second_order_cost": second_order_cost,

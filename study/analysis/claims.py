@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from study import contracts
-from study.analysis.claim_checks import CHECKS
+from study.analysis.claim_checks import CHECK_METRICS, CHECKS
 from study.analysis.claim_kinds import compare, diverges, near_best
 from study.analysis.claim_values import ClaimTables, _metric_label, read_tables, tables_from_frames
-from study.analysis.claims_file import SPECIAL, ClaimsError, load_claims
+from study.analysis.claims_file import ClaimsError, load_claims
 
 __all__ = [
     "COLUMNS",
@@ -36,13 +36,14 @@ __all__ = [
 COLUMNS = list(contracts.CLAIMS_COLUMNS)
 VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")
 KIND_FUNCTIONS = {"compare": compare, "near_best": near_best, "diverges": diverges}
+SPECIAL = CHECKS  # the special checks by name, as the claims schema lists them
 
 
 def _metric_of(c: dict) -> str:
     if c["kind"] == "diverges":
         return "fraction diverged"
     if c["kind"] == "special":
-        return SPECIAL[c["check"]][0]
+        return CHECK_METRICS[c["check"]]
     return _metric_label(c)
 
 

@@ -1,17 +1,16 @@
 """Ablation files: load, validate and expand them into the study's runs.
 
 An ablation is a YAML file in ``conf/ablation/``; its name is the file's stem. Everything in it is
-checked when the workflow is planned (``snakemake -n``), so a typo never costs a training run:
-unknown or misspelled keys, duplicate YAML keys, a baseline that is not a variant, names that are
-not plain slugs (they become folder names and HTML), and every variant's overrides, which are
-composed with Hydra and validated by :mod:`study.config`.
+checked when the workflow is planned (``snakemake -n``), so a typo never costs a training run: its
+keys and their types against ``schemas/ablation.schema.yaml`` (:mod:`study.schemas`), then here
+what a schema cannot express: duplicate YAML keys, a baseline that is not a variant, grid
+variants whose names are not plain slugs (they become folder names and HTML) or repeat another,
+and every variant's overrides, which are composed with Hydra and validated by :mod:`study.config`.
 """
 
 from __future__ import annotations
 
-import difflib
 import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,23 +19,10 @@ import yaml
 
 from study.config import ConfigError, compose, validate
 from study.paths import run_folder, tuning_folder
+from study.schemas import DocumentError, validate_document
 
+# Names become folder names and HTML ids (the schema holds the same pattern for listed variants).
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-TOP_LEVEL_KEYS = {
-    "title": "a one-line title",
-    "question": "the question the ablation answers",
-    "baseline": "the variant every other variant is compared with",
-    "seeds": "how many seeds each variant runs",
-    "common": "overrides shared by every variant",
-    "variants": "variant name → list of overrides",
-    "grid": "override key → list of values; their cartesian product adds variants",
-    "tune": "per-variant learning-rate search: {key, factors, metric}",
-    "shift": "evaluate the saved models under test-time distribution shift",
-    "figures": "extra figures to draw for this ablation",
-}
-REQUIRED = ("title", "question", "baseline", "seeds")
-TUNE_KEYS = {"key", "factors", "metric"}
-TUNE_METRICS = ("val_loss", "val_acc")
 
 
 class AblationError(ValueError):
@@ -136,29 +122,17 @@ def _fail(path: Path, message: str, variant: str | None = None) -> AblationError
     return AblationError(f"{where}: {message}")
 
 
-def _overrides(path: Path, value, what: str, variant: str | None = None) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(path, f"{what} must be a list of 'key=value' strings", variant)
-    return list(value)
-
-
 def _format_value(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
 
 
-def grid_variants(path: Path, grid) -> dict[str, list[str]]:
-    """Cartesian product of override axes, named readably: ``optim-adam_schedule-cosine``."""
-    if not isinstance(grid, dict) or not grid:
-        raise _fail(path, "grid must be a mapping of override key → list of values")
-    axes = []
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise _fail(path, f"grid axis {key!r} must be a non-empty list of values")
-        axes.append([(key, _format_value(v)) for v in values])
+def grid_variants(path: Path, grid: dict[str, list]) -> dict[str, list[str]]:
+    """Cartesian product of override axes, named readably: ``optim-adam_schedule-cosine``.
+
+    ``grid`` is already checked against the schema: a mapping of key → non-empty list."""
+    axes = [[(key, _format_value(v)) for v in values] for key, values in grid.items()]
     variants = {}
     for combo in itertools.product(*axes):
         name = "_".join(f"{key.split('.')[-1]}-{value}" for key, value in combo).lower()
@@ -166,43 +140,18 @@ def grid_variants(path: Path, grid) -> dict[str, list[str]]:
     return variants
 
 
-def parse_ablation(path: Path, data) -> Ablation:
-    path = Path(path)
-    name = path.stem
-    if not SLUG.match(name):
-        raise _fail(path, f"file name {name!r} is not a slug; rename it to [a-z0-9_.-]")
-    if not isinstance(data, dict):
-        raise _fail(path, "must be a YAML mapping with keys " + ", ".join(REQUIRED))
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _fail(path, f"unknown key {key!r}{hint} (known: {', '.join(TOP_LEVEL_KEYS)})")
-    for key in REQUIRED:
-        if key not in data:
-            raise _fail(path, f"missing key {key!r} ({TOP_LEVEL_KEYS[key]})")
-    for key in ("title", "question", "baseline"):
-        if not isinstance(data[key], str) or not data[key].strip():
-            raise _fail(path, f"{key} must be a non-empty string")
-    seeds = data["seeds"]
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= 100:
-        raise _fail(path, f"seeds={seeds!r} must be an integer from 1 to 100")
-    common = _overrides(path, data.get("common"), "common")
-    variants: dict[str, list[str]] = {}
-    raw_variants = data.get("variants") or {}
-    if not isinstance(raw_variants, dict):
-        raise _fail(path, "variants must be a mapping of variant name → list of overrides")
-    for variant, overrides in raw_variants.items():
-        variants[str(variant)] = _overrides(path, overrides, "its overrides", str(variant))
-    if "grid" in data:
-        for variant, overrides in grid_variants(path, data["grid"]).items():
-            if variant in variants:
-                raise _fail(path, f"grid variant {variant!r} duplicates a listed variant")
-            variants[variant] = overrides
+def _variants(path: Path, data: dict) -> dict[str, list[str]]:
+    """Listed and grid variants, refused when one is empty, a non-slug or a repeat."""
+    variants = {str(v): list(o or []) for v, o in (data.get("variants") or {}).items()}
+    grid = grid_variants(path, data["grid"]) if "grid" in data else {}
+    for variant, overrides in grid.items():
+        if variant in variants:
+            raise _fail(path, f"grid variant {variant!r} duplicates a listed variant")
+        variants[variant] = overrides
     if not variants:
         raise _fail(path, "no variants; add a 'variants' mapping or a 'grid'")
-    for variant in variants:
-        if not SLUG.match(variant) or variant in (".", ".."):
+    for variant in variants:  # grid values become names too, so the schema alone cannot tell
+        if not SLUG.match(variant):
             raise _fail(
                 path, f"variant name {variant!r} is not a slug; use lowercase [a-z0-9_.-] only"
             )
@@ -214,6 +163,20 @@ def parse_ablation(path: Path, data) -> Ablation:
                 path, f"same overrides as variant {seen[key]!r}; remove one of them", variant
             )
         seen[key] = variant
+    return variants
+
+
+def parse_ablation(path: Path, data) -> Ablation:
+    """Check ``data`` against schemas/ablation.schema.yaml, then what a schema cannot say."""
+    path = Path(path)
+    name = path.stem
+    if not SLUG.match(name):
+        raise _fail(path, f"file name {name!r} is not a slug; rename it to [a-z0-9_.-]")
+    try:
+        validate_document(data, "ablation", path)
+    except DocumentError as err:
+        raise AblationError(str(err)) from None
+    variants = _variants(path, data)
     baseline = data["baseline"]
     if baseline not in variants:
         raise _fail(
@@ -221,46 +184,25 @@ def parse_ablation(path: Path, data) -> Ablation:
         )
     tune = data.get("tune")
     if tune is not None:
-        tune = _parse_tune(path, tune)
-    shift = data.get("shift", False)
-    if not isinstance(shift, bool):
-        raise _fail(path, "shift must be true or false")
-    figures = data.get("figures") or []
-    if not isinstance(figures, list) or not all(isinstance(f, str) for f in figures):
-        raise _fail(path, "figures must be a list of figure names")
+        tune = {
+            "key": tune.get("key", "optim.lr"),
+            "factors": sorted(float(f) for f in tune["factors"]),
+            "metric": tune.get("metric", "val_loss"),
+        }
     return Ablation(
         name=name,
         path=path,
         title=data["title"].strip(),
         question=data["question"].strip(),
         baseline=baseline,
-        seeds=seeds,
-        common=common,
+        seeds=data["seeds"],
+        common=list(data.get("common") or []),
         variants=variants,
         grid=dict(data.get("grid") or {}),
         tune=tune,
-        shift=shift,
-        figures=figures,
+        shift=data.get("shift", False),
+        figures=list(data.get("figures") or []),
     )
-
-
-def _parse_tune(path: Path, tune) -> dict:
-    if not isinstance(tune, dict) or set(tune) - TUNE_KEYS:
-        raise _fail(path, f"tune must be a mapping with keys {sorted(TUNE_KEYS)}")
-    factors = tune.get("factors")
-    if (
-        not isinstance(factors, list)
-        or len(factors) < 2
-        or not all(isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in factors)
-    ):
-        raise _fail(path, "tune.factors must be a list of at least two positive numbers")
-    metric = tune.get("metric", "val_loss")
-    if metric not in TUNE_METRICS:
-        raise _fail(path, f"tune.metric={metric!r}; use one of {', '.join(TUNE_METRICS)}")
-    key = tune.get("key", "optim.lr")
-    if key != "optim.lr":
-        raise _fail(path, f"tune.key={key!r}; only optim.lr can be tuned")
-    return {"key": key, "factors": sorted(float(f) for f in factors), "metric": metric}
 
 
 def load_ablation(path: str | Path) -> Ablation:
