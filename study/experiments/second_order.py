@@ -31,8 +31,9 @@ problem; ``iterations`` is the first iteration whose loss is at or below it. Tim
 measured apart from the runs, in ``repeats`` timed repeats of ``block`` iterations from the initial
 point (one iteration for Newton), and reported as the median with a distribution-free
 order-statistic interval for the median. Memory is computed from tensor sizes (PyTorch's CPU
-allocator is invisible to tracemalloc): the bytes the method holds per iteration besides the model's forward and backward,
-i.e. parameters, gradient and optimizer state, plus for Newton the Hessian and its Cholesky factor.
+allocator is invisible to tracemalloc): the bytes the method holds per iteration besides the
+model's forward and backward, i.e. parameters, gradient and optimizer state, plus for Newton the
+Hessian and its Cholesky factor.
 The scaling fits, crossover and extrapolations are in :mod:`study.experiments.second_order_scaling`.
 """
 
