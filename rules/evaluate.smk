@@ -25,14 +25,15 @@ rule second_order:
     input:
         str(S.data_cache("fashion_mnist")),
     output:
-        str(S.second_order),
+        table=str(S.second_order),
+        summary=str(S.second_order.with_suffix(".json")),
     params:
-        n=SCALE_RUN.second_order_n,  # conf/scale/<scale>.yaml
+        sizes=SCALE_RUN.second_order,  # problem sizes: conf/scale/<scale>.yaml
     log:
         str(S.log("second_order")),
     threads: TRAIN_THREADS
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.experiments.second_order --data {input} --out {output} --n {params.n}"
-        " --threads {threads} 2> {log}"
+        "python -m study.experiments.second_order --data {input} --out {output.table}"
+        " --summary {output.summary} {params.sizes} --threads {threads} 2> {log}"

@@ -1,269 +1,393 @@
-"""Quasi-Newton reference experiment: iterations versus cost per iteration.
+"""Second-order versus first-order optimization as the number of parameters N grows.
 
-Claim under test: second-order methods need far fewer iterations than first-order methods, but each
-iteration costs much more. The problem is small enough for full-batch optimization: L2-regularized
-multinomial logistic regression (a convex objective with a unique minimum, so "the loss L-BFGS
-reaches" is a well-defined target) on the first ``n`` Fashion-MNIST training images.
+Claim under test: a second-order method reaches the minimum in far fewer iterations, but its
+Hessian has N² entries and factorizing it costs N³ operations, so at large N cheap first-order steps
+win in wall time. Every problem is a full-batch, L2-regularized classification objective on the
+first ``n`` Fashion-MNIST training images, from a family whose parameter count grows:
 
-Every method minimizes the same full-batch objective ``CE(Wx + b, y) + l2/2 · ||W||²`` from the same
-initial point and stops when the objective reaches the target or after ``max_iters`` iterations:
+* ``logreg``: multinomial logistic regression on ``d`` features (a fixed Gaussian random projection
+  of the standardized pixels, then standardized again); N = (d + 1) · 10. Convex, and the L2 term on
+  all parameters makes it strongly convex, so its minimum is unique.
+* ``mlp``: one tanh hidden layer of width ``h`` on 16 projected features; N = 17h + 10(h + 1).
+  Not convex: methods may settle in different minima (the target below accounts for that).
 
-* ``lbfgs``: L-BFGS (Liu & Nocedal 1989) with a strong-Wolfe line search (Nocedal & Wright 2006,
-  Alg. 3.5/3.6), one quasi-Newton iteration per ``step``. Each iteration costs one or more
-  function/gradient evaluations plus the two-loop recursion over the curvature history.
-* ``gd``: gradient descent with step ``1/L``, where ``L = λ_max(X̃ᵀX̃)/(2n) + l2`` bounds the
-  curvature of the objective (X̃ is X with a column of ones; the softmax Hessian has norm ≤ 1/2):
-  the textbook step that guarantees descent (Nesterov 2004).
-* ``momentum``: heavy ball (Polyak 1964) with the same step and momentum 0.9.
-* ``adam``: Adam (Kingma & Ba 2015) with lr 0.01, a usual value for a convex model.
+Methods, all from the same initial point, in float64, on a flat parameter vector:
 
-The target defaults to 1.01 × the objective L-BFGS reaches after a long reference run (within 1%).
-Evaluations count objective+gradient computations; L-BFGS re-evaluating the point where its line
-search stopped is served from a one-entry cache, so it is not charged twice.
+* ``newton``: exact Newton with Levenberg-Marquardt damping (Nocedal & Wright 2006, ch. 3 and 10).
+  The Hessian comes from ``torch.func`` (reverse over reverse, ``jacrev(jacrev(loss))``); the step
+  solves (H + λI) s = -g by Cholesky. λ starts at 0 (the L2 term keeps H positive definite for the
+  convex family), grows tenfold while the factorization fails or the loss goes up, and shrinks
+  tenfold after an accepted step. One iteration is one Hessian.
+* ``lbfgs``: ``torch.optim.LBFGS`` with a strong-Wolfe line search, history 10, one quasi-Newton
+  iteration per step.
+* ``gd`` and ``momentum`` (heavy ball, 0.9) with step 1/L, L an upper bound on the curvature: for
+  logistic regression λ_max(X̃ᵀX̃)/(2n) + l2 (the softmax Hessian has norm ≤ 1/2, Nesterov 2004); for
+  the MLP, which has no such bound, twice the largest Hessian eigenvalue at the initial point
+  (power iteration on Hessian-vector products).
+* ``adam`` with lr 0.01.
+
+Target: within ``rel`` (default 1e-3) relative of the lowest loss any method reached on that
+problem; ``iterations`` is the first iteration whose loss is at or below it. Time per iteration is
+measured apart from the runs, in ``repeats`` timed repeats of ``block`` iterations from the initial
+point (one iteration for Newton), and reported as the median with a distribution-free
+order-statistic interval for the median. Memory is computed from tensor sizes (PyTorch's CPU
+allocator is invisible to tracemalloc): the bytes the method holds per iteration besides the
+model's forward and backward, i.e. parameters, gradient and optimizer state, plus for Newton the
+Hessian and its Cholesky factor.
+The scaling fits, crossover and extrapolations are in :mod:`study.experiments.second_order_scaling`.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, jacrev
 
-from study.outputs import atomic_path
+from study.errors import ConfigError
+from study.experiments.second_order_scaling import order_statistic_interval, summarize
+from study.outputs import atomic_path, write_text
 
-__all__ = ["COLUMNS", "METHODS", "compare", "load_problem", "main", "reference_loss", "write_csv"]
+__all__ = [
+    "COLUMNS", "METHODS", "SECOND_ORDER", "Problem", "hessian", "load_images", "logreg_problem",
+    "main", "measure", "mlp_problem", "newton",
+]  # fmt: skip
 
-L2 = 1e-3  # makes the objective strongly convex; small enough not to change the problem much
-METHODS = ("lbfgs", "gd", "momentum", "adam")
+L2 = 1e-3
+METHODS = ("newton", "lbfgs", "gd", "momentum", "adam")
+SECOND_ORDER = ("newton", "lbfgs")
+CLASSES = 10
+MLP_INPUTS = 16
+DTYPE = torch.float64
 COLUMNS = [
-    "method",
-    "lr",
-    "reached",
-    "iterations",
-    "evaluations",
-    "seconds",
-    "s_per_iter",
-    "evals_per_iter",
-    "final_loss",
-    "target_loss",
-    "reference_loss",
-    "max_iters",
-    "n",
-    "features",
-]
+    "problem", "family", "size", "n_params", "n_samples", "method", "lr", "iterations",
+    "target_reached", "reached", "target_loss", "best_loss", "final_loss", "iterations_run",
+    "max_iters", "seconds", "s_per_iter_median", "s_per_iter_lo", "s_per_iter_hi",
+    "s_per_iter_coverage", "timing_repeats", "timing_block", "s_to_target", "s_to_target_lo",
+    "s_to_target_hi", "hessian_s_median", "solve_s_median", "peak_bytes", "hessian_bytes",
+]  # fmt: skip
 
 
-class Objective:
-    """Full-batch objective and gradient of ``model`` with a one-entry cache and a counter."""
+@dataclass
+class Problem:
+    """A full-batch objective ``loss(theta)`` on a flat float64 parameter vector."""
 
-    def __init__(self, model: nn.Linear, x: torch.Tensor, y: torch.Tensor, l2: float):
-        self.model, self.x, self.y, self.l2 = model, x, y, l2
-        self.params = list(model.parameters())
-        self.evaluations = 0
-        self._cached: tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor] | None = None
+    name: str
+    family: str
+    size: int
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    theta0: torch.Tensor
+    lr: float  # 1/L for gradient descent and momentum
+    n_samples: int
 
-    def __call__(self) -> torch.Tensor:
-        if self._cached is not None:
-            at, grads, loss = self._cached
-            if all(torch.equal(p, a) for p, a in zip(self.params, at, strict=True)):
-                for p, g in zip(self.params, grads, strict=True):
-                    p.grad = g.clone()
-                return loss
-        with torch.enable_grad():
-            for p in self.params:
-                p.grad = None
-            w = self.model.weight
-            loss = F.cross_entropy(self.model(self.x), self.y) + (self.l2 / 2) * w.pow(2).sum()
-            loss.backward()
-        self.evaluations += 1
-        loss = loss.detach()
-        self._cached = (
-            [p.detach().clone() for p in self.params],
-            [p.grad.clone() for p in self.params],
-            loss,
-        )
-        return loss
+    @property
+    def n_params(self) -> int:
+        return self.theta0.numel()
 
 
-def _model(features: int, classes: int, seed: int) -> nn.Linear:
+def load_images(path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` training images of a data cache, flattened and standardized per pixel set."""
+    cache = torch.load(path, map_location="cpu", weights_only=True)
+    if "train_x" not in cache or "train_y" not in cache:
+        raise ConfigError(f"{path}: lacks train_x/train_y; rebuild the data cache")
+    x = cache["train_x"][:n].to(DTYPE).div_(255).reshape(min(n, len(cache["train_x"])), -1)
+    x = (x - x.mean()) / x.std().clamp_min(1e-8)
+    return x, cache["train_y"][:n].long()
+
+
+def project(x: torch.Tensor, d: int, seed: int) -> torch.Tensor:
+    """``d`` standardized features: a fixed Gaussian random projection of the pixels."""
     generator = torch.Generator().manual_seed(seed)
-    model = nn.Linear(features, classes)
-    with torch.no_grad():
-        model.weight.copy_(0.01 * torch.randn(classes, features, generator=generator))
-        model.bias.zero_()
-    return model
+    z = x @ torch.randn(x.shape[1], d, generator=generator, dtype=x.dtype) / math.sqrt(x.shape[1])
+    return (z - z.mean(0)) / z.std(0).clamp_min(1e-8)
 
 
-def _smoothness(x: torch.Tensor, l2: float) -> float:
-    """Upper bound on the objective's curvature: λ_max(X̃ᵀX̃)/(2n) + l2."""
-    xt = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1).double()
-    gram = xt.T @ xt / len(x)
-    return float(torch.linalg.eigvalsh(gram)[-1]) / 2 + l2
+def flat_objective(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, l2: float
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
+    """``CE(model(x), y) + l2/2 · ||θ||²`` as a function of the flat vector θ; θ at ``model``."""
+    names = [name for name, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        chunks = torch.split(theta, sizes)
+        params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes, strict=True)}
+        logits = functional_call(model, params, (x,))
+        return F.cross_entropy(logits, y) + (l2 / 2) * theta.pow(2).sum()
+
+    theta0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+    return loss, theta0
 
 
-def _optimizer(method: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    params = list(model.parameters())
-    if method == "lbfgs":
-        # One iteration per step() so progress is checked after every quasi-Newton iteration;
-        # tolerances at 0 so torch never stops early on its own criteria. max_eval must be given:
-        # torch's default (max_iter·5/4 = 1) would leave the line search no trial evaluations.
-        return torch.optim.LBFGS(
-            params,
-            lr=lr,
-            max_iter=1,
-            max_eval=1 + 25,
-            history_size=10,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=0.0,
-            tolerance_change=0.0,
-        )
-    if method == "gd":
-        return torch.optim.SGD(params, lr=lr)
-    if method == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    if method == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+def logreg_problem(x: torch.Tensor, y: torch.Tensor, d: int, l2: float = L2, seed: int = 0):
+    """Multinomial logistic regression on ``d`` projected features, from zero weights."""
+    features = project(x, d, seed)
+    model = nn.Linear(d, CLASSES).to(DTYPE)
+    nn.init.zeros_(model.weight), nn.init.zeros_(model.bias)
+    loss, theta0 = flat_objective(model, features, y, l2)
+    xt = torch.cat([features, torch.ones(len(features), 1, dtype=DTYPE)], dim=1)
+    smoothness = float(torch.linalg.eigvalsh(xt.T @ xt / len(xt))[-1]) / 2 + l2
+    return Problem(f"logreg-d{d}", "logreg", d, loss, theta0, 1 / smoothness, len(x))
 
 
-def _run(
-    method: str,
-    lr: float,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    classes: int,
-    target: float,
-    max_iters: int,
-    seed: int,
-    l2: float,
-) -> dict:
-    model = _model(x.shape[1], classes, seed)
-    objective = Objective(model, x, y, l2)
-    optimizer = _optimizer(method, model, lr)
-    step: Callable[[], object]
-    if method == "lbfgs":
+def mlp_problem(x: torch.Tensor, y: torch.Tensor, width: int, l2: float = L2, seed: int = 0):
+    """One tanh hidden layer of ``width`` units on 16 projected features, seeded initialization."""
+    features = project(x, MLP_INPUTS, seed)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(MLP_INPUTS, width), nn.Tanh(), nn.Linear(width, CLASSES))
+    loss, theta0 = flat_objective(model.to(DTYPE), features, y, l2)
+    curvature = top_eigenvalue(loss, theta0)
+    return Problem(f"mlp-h{width}", "mlp", width, loss, theta0, 1 / (2 * curvature), len(x))
 
-        def step():
-            return optimizer.step(objective)
-    else:
-        step = optimizer.step
-    iterations, reached = 0, False
+
+def top_eigenvalue(loss, theta: torch.Tensor, steps: int = 30) -> float:
+    """Largest Hessian eigenvalue at ``theta`` by power iteration on Hessian-vector products."""
+    grad = torch.func.grad(loss)
+    v = torch.ones_like(theta) / math.sqrt(theta.numel())
+    value = 0.0
+    for _ in range(steps):
+        hv = torch.func.jvp(grad, (theta,), (v,))[1]
+        value = float(v @ hv)
+        v = hv / hv.norm().clamp_min(1e-30)
+    return abs(value)
+
+
+def hessian(loss, theta: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
+    """The full N×N Hessian, reverse over reverse; ``chunk_size`` rows at a time bound memory."""
+    return jacrev(jacrev(loss), chunk_size=chunk_size)(theta)
+
+
+def newton_step(loss, theta, value, damping: float, chunk_size=256):
+    """One damped Newton iteration: (θ', loss(θ'), λ', timings of Hessian and of solves)."""
     start = time.perf_counter()
+    g = torch.func.grad(loss)(theta)
+    h = hessian(loss, theta, chunk_size)
+    built = time.perf_counter()
+    scale = float(h.diagonal().abs().mean()) or 1.0
     while True:
-        loss = float(objective())  # at the current iterate; cached after an L-BFGS step
-        if not math.isfinite(loss):
+        factor, info = torch.linalg.cholesky_ex(h + damping * torch.eye(len(h), dtype=h.dtype))
+        if int(info) == 0:
+            candidate = theta + torch.cholesky_solve(-g.unsqueeze(1), factor).squeeze(1)
+            new_value = float(loss(candidate))
+            if new_value <= value:
+                return (
+                    candidate,
+                    new_value,
+                    damping / 10,
+                    built - start,
+                    time.perf_counter() - built,
+                )
+        if damping > 1e12 * scale:  # no descent even along a tiny gradient step: stationary
+            return theta, value, damping, built - start, time.perf_counter() - built
+        damping = max(10 * damping, 1e-8 * scale)
+
+
+def newton(loss, theta0, max_iters: int, tol: float = 1e-13, chunk_size=256):
+    """Damped Newton from ``theta0``: (θ, losses after 0, 1, ... iterations)."""
+    theta, damping = theta0.clone(), 0.0
+    losses = [float(loss(theta))]
+    for _ in range(max_iters):
+        theta, value, damping, _, _ = newton_step(loss, theta, losses[-1], damping, chunk_size)
+        losses.append(value)
+        if losses[-2] - value <= tol * abs(losses[-2]):
             break
-        if loss <= target:
-            reached = True
-            break
-        if iterations >= max_iters:
-            break
+    return theta, losses
+
+
+def _optimizer(method: str, theta: torch.Tensor, lr: float) -> torch.optim.Optimizer:
+    if method == "lbfgs":  # tolerances 0 so it never stops on its own; max_eval for the search
+        return torch.optim.LBFGS(
+            [theta], lr=1.0, max_iter=1, max_eval=26, history_size=10,
+            line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
+        )  # fmt: skip
+    if method == "gd":
+        return torch.optim.SGD([theta], lr=lr)
+    if method == "momentum":
+        return torch.optim.SGD([theta], lr=lr, momentum=0.9)
+    if method == "adam":
+        return torch.optim.Adam([theta], lr=0.01)
+    raise ConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def _stepper(method: str, problem: Problem, theta: torch.Tensor):
+    optimizer = _optimizer(method, theta, problem.lr)
+
+    def closure():
+        optimizer.zero_grad()
+        value = problem.loss(theta)
+        value.backward()
+        return value
+
+    if method == "lbfgs":
+        return lambda: optimizer.step(closure)
+    return lambda: (closure(), optimizer.step())
+
+
+def first_order(method: str, problem: Problem, max_iters: int, stop_at: float) -> list[float]:
+    """Losses after 0, 1, ... iterations of a torch optimizer, until ``stop_at`` or the cap."""
+    theta = problem.theta0.clone().requires_grad_(True)
+    step = _stepper(method, problem, theta)
+    with torch.no_grad():
+        losses = [float(problem.loss(theta))]
+    while losses[-1] > stop_at and len(losses) <= max_iters and math.isfinite(losses[-1]):
         step()
-        iterations += 1
-    seconds = time.perf_counter() - start
-    return {
-        "method": method,
-        "lr": lr,
-        "reached": reached,
-        "iterations": iterations,
-        "evaluations": objective.evaluations,
-        "seconds": seconds,
-        "s_per_iter": seconds / max(iterations, 1),
-        "evals_per_iter": objective.evaluations / max(iterations, 1),
-        "final_loss": loss,
-        "target_loss": target,
-        "max_iters": max_iters,
-        "n": len(x),
-        "features": x.shape[1],
-    }
+        with torch.no_grad():
+            losses.append(float(problem.loss(theta)))
+    return losses
 
 
-def reference_loss(
-    x: torch.Tensor, y: torch.Tensor, iters: int = 500, seed: int = 0, l2: float = L2
-) -> float:
-    """Objective reached by a long full-batch L-BFGS run (the reference minimum)."""
-    classes = int(y.max()) + 1
-    row = _run("lbfgs", 1.0, x, y, classes, -math.inf, iters, seed, l2)
-    return row["final_loss"]
+def time_per_iteration(method: str, problem: Problem, repeats: int, block: int, chunk_size=256):
+    """Seconds per iteration in ``repeats`` timings of ``block`` iterations from the start."""
+    times, hessian_s, solve_s = [], [], []
+    for _ in range(repeats):
+        if method == "newton":
+            theta = problem.theta0.clone()
+            value = float(problem.loss(theta))
+            start = time.perf_counter()
+            *_, built, solved = newton_step(problem.loss, theta, value, 0.0, chunk_size)
+            times.append(time.perf_counter() - start)
+            hessian_s.append(built), solve_s.append(solved)
+            continue
+        theta = problem.theta0.clone().requires_grad_(True)
+        step = _stepper(method, problem, theta)
+        start = time.perf_counter()
+        for _ in range(block):
+            step()
+        times.append((time.perf_counter() - start) / block)
+    return times, hessian_s, solve_s
 
 
-def compare(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    target_loss: float | None = None,
-    max_iters: int = 2000,
-    seed: int = 0,
-    methods: tuple[str, ...] = METHODS,
-    l2: float = L2,
-) -> list[dict]:
-    """Run each method on the full batch ``(x, y)`` until ``target_loss`` or ``max_iters``.
+def peak_bytes(method: str, n: int, element: int = 8) -> tuple[int, int]:
+    """(bytes held per iteration beyond forward/backward, bytes of the Hessian) from tensor sizes.
 
-    ``x``: float ``N×D`` (or ``N×C×H×W``, flattened), already normalized; ``y``: int64 labels.
-    Without ``target_loss``, the target is 1.01 × the objective of a 500-iteration L-BFGS run.
-    Returns one dict per method with the keys of :data:`COLUMNS`.
+    Parameters and gradient (2N) for every method, plus state: momentum 1N, Adam 2N, L-BFGS 2·10N
+    curvature pairs and ~4N working vectors; Newton the Hessian, its damped copy and the Cholesky
+    factor (3N²) and ~3N vectors (step, candidate, gradient of the rows' chunk).
     """
-    x = x.reshape(len(x), -1).float()
-    y = y.long()
-    classes = int(y.max()) + 1
-    reference = reference_loss(x, y, seed=seed, l2=l2) if target_loss is None else math.nan
-    target = 1.01 * reference if target_loss is None else float(target_loss)
-    step = 1.0 / _smoothness(x, l2)
-    lrs = {"lbfgs": 1.0, "gd": step, "momentum": step, "adam": 0.01}
+    extra = {"gd": 0, "momentum": n, "adam": 2 * n, "lbfgs": 24 * n, "newton": 3 * n * n + 3 * n}
+    hessian_bytes = n * n * element if method == "newton" else 0
+    return (2 * n + extra[method]) * element, hessian_bytes
+
+
+def measure(problem: Problem, args) -> list[dict]:
+    """Every method on ``problem``: iterations to the shared target, time and memory per step."""
+    histories: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    for method in args.methods:  # second-order first: their minimum sets the early stop below
+        start = time.perf_counter()
+        if method == "newton":
+            histories[method] = newton(problem.loss, problem.theta0, args.newton_iters)[1]
+        else:
+            best = min((min(h) for h in histories.values()), default=-math.inf)
+            stop = best + args.rel * abs(best) if method not in SECOND_ORDER else -math.inf
+            cap = args.lbfgs_iters if method == "lbfgs" else args.max_iters
+            histories[method] = first_order(method, problem, cap, stop)
+        seconds[method] = time.perf_counter() - start
+    best = min(min(v for v in h if math.isfinite(v)) for h in histories.values())
+    target = best + args.rel * abs(best)
     rows = []
-    for method in methods:
-        row = _run(method, lrs[method], x, y, classes, target, max_iters, seed, l2)
-        row["reference_loss"] = reference
-        rows.append(row)
+    for method, losses in histories.items():
+        hit = next((i for i, v in enumerate(losses) if v <= target), None)
+        block = max(1, min(hit or len(losses) - 1, args.block))
+        times, hessian_s, solve_s = time_per_iteration(method, problem, args.repeats, block)
+        median, lo, hi, coverage = order_statistic_interval(times)
+        held, hessian_bytes = peak_bytes(method, problem.n_params)
+        iterations = hit if hit is not None else len(losses) - 1
+        cap = {"newton": args.newton_iters, "lbfgs": args.lbfgs_iters}.get(method, args.max_iters)
+        rows.append({
+            "problem": problem.name, "family": problem.family, "size": problem.size,
+            "n_params": problem.n_params, "n_samples": problem.n_samples, "method": method,
+            "lr": problem.lr if method in ("gd", "momentum") else (0.01 if method == "adam" else 1),
+            "iterations": iterations, "target_reached": hit is not None, "reached": hit is not None,
+            "target_loss": target, "best_loss": best, "final_loss": losses[-1],
+            "iterations_run": len(losses) - 1, "max_iters": cap, "seconds": seconds[method],
+            "s_per_iter_median": median, "s_per_iter_lo": lo, "s_per_iter_hi": hi,
+            "s_per_iter_coverage": coverage, "timing_repeats": len(times), "timing_block": block,
+            "s_to_target": iterations * median if hit is not None else math.nan,
+            "s_to_target_lo": iterations * lo if hit is not None else math.nan,
+            "s_to_target_hi": iterations * hi if hit is not None else math.nan,
+            "hessian_s_median": _median(hessian_s), "solve_s_median": _median(solve_s),
+            "peak_bytes": held, "hessian_bytes": hessian_bytes,
+        })  # fmt: skip
     return rows
 
 
-def load_problem(path: str | Path, n: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` training images of a data cache, scaled to [0, 1] and standardized."""
-    cache = torch.load(path, map_location="cpu", weights_only=True)
-    x = cache["train_x"][:n].float().div_(255)
-    y = cache["train_y"][:n].long()
-    # Per-channel statistics of these images, as the study normalizes its inputs.
-    dims = [0, *range(2, x.ndim)]
-    mean = x.mean(dim=dims, keepdim=True)
-    std = x.std(dim=dims, keepdim=True).clamp_min(1e-8)
-    return ((x - mean) / std).reshape(len(x), -1), y
+def _median(values: list[float]) -> float:
+    return float(torch.tensor(values).median()) if values else math.nan
 
 
-def write_csv(rows: list[dict], out: str | Path) -> None:
-    """Write ``rows`` to ``out`` atomically (temp file in the same folder, then ``os.replace``)."""
+def write_csv(rows: list[dict], out) -> None:
+    """``rows`` to ``out`` atomically (a temporary file beside it, then ``os.replace``)."""
     with atomic_path(out) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"sizes {text!r}: give comma-separated integers, e.g. 8,32,128") from None
+
+
+def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="data cache (.pt) with train_x, train_y")
-    parser.add_argument("--out", required=True, help="CSV to write")
-    parser.add_argument("--n", type=int, default=2000, help="number of training images")
+    parser.add_argument("--out", required=True, help="CSV to write (one row per problem, method)")
+    parser.add_argument("--summary", help="JSON summary to write (default: the CSV's .json)")
+    parser.add_argument("--n", type=int, default=500, help="training images (full batch)")
+    parser.add_argument("--logreg-d", type=_sizes, default=[8, 16, 32, 64, 128], help="features")
+    parser.add_argument("--mlp-width", type=_sizes, default=[4, 8, 16, 32], help="hidden units")
+    parser.add_argument("--methods", type=lambda s: tuple(s.split(",")), default=METHODS)
+    parser.add_argument("--max-iters", type=int, default=2000, help="cap for gd, momentum, adam")
+    parser.add_argument("--lbfgs-iters", type=int, default=500, help="cap for lbfgs")
+    parser.add_argument("--newton-iters", type=int, default=30, help="cap for newton")
+    parser.add_argument("--rel", type=float, default=1e-3, help="target: within rel of the best")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per method (>= 5)")
+    parser.add_argument("--block", type=int, default=20, help="iterations per timed repeat")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--max-iters", type=int, default=2000, help="iteration cap per method")
-    parser.add_argument("--target", type=float, default=None, help="fixed target objective")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"--methods: unknown {unknown}; use some of {', '.join(METHODS)}")
+    args.methods = tuple(m for m in METHODS if m in args.methods)  # second-order first
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    x, y = load_problem(args.data, args.n)
-    rows = compare(x, y, target_loss=args.target, max_iters=args.max_iters, seed=args.seed)
+    x, y = load_images(args.data, args.n)
+    rows = []
+    start = time.perf_counter()
+    for family, sizes in (("logreg", args.logreg_d), ("mlp", args.mlp_width)):
+        for size in sizes:
+            build = logreg_problem if family == "logreg" else mlp_problem
+            problem = build(x, y, size, seed=args.seed)
+            rows += measure(problem, args)
+            for row in rows[-len(args.methods) :]:
+                print(
+                    f"{row['problem']:>12} N={row['n_params']:6d} {row['method']:>8}: "
+                    f"reached={row['target_reached']!s:5} iters={row['iterations']:5d} "
+                    f"s/iter={row['s_per_iter_median']:.2e} loss={row['final_loss']:.6f}",
+                    flush=True,
+                )
+    summary = summarize(rows, second_order="newton", rel=args.rel)
+    summary["seconds_total"] = time.perf_counter() - start
     write_csv(rows, args.out)
-    for row in rows:
-        print(
-            f"{row['method']:>9}: reached={row['reached']!s:5} iterations={row['iterations']:5d} "
-            f"evaluations={row['evaluations']:5d} seconds={row['seconds']:.3f} "
-            f"s/iter={row['s_per_iter']:.2e} loss={row['final_loss']:.5f}"
-        )
+    out = args.summary or str(args.out).rsplit(".", 1)[0] + ".json"
+    write_text(out, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
 
 
 if __name__ == "__main__":
