@@ -1,6 +1,17 @@
 """AdaBN (Li et al. 2016): re-estimate normalization statistics on unlabeled shifted data.
 
 Used by the test-time shift evaluation (study/experiments/shift.py) for its ``adapted`` rows.
+
+How :func:`adapt_norm_statistics` re-estimates: the whole model stays in eval mode, so dropout,
+DropConnect and stochastic depth are off and the pass is deterministic. A pre-forward hook on each
+normalization layer computes the current batch's statistics and writes them into the layer's
+running buffers just before its own eval-mode forward, which therefore normalizes with batch
+statistics exactly as a BatchNorm in training mode would; the hook also accumulates exact totals
+over all batches. This never calls a layer's training-mode forward, which matters for Batch
+Renormalization: once relaxed (r_max > 1, d_max > 0, as at the end of training), its training
+forward after a reset corrects towards mean 0, variance 1 and passes a nearly un-normalized input
+on to deeper layers. momentum is untouched: totals are kept here, not by each layer's moving
+average.
 """
 
 from __future__ import annotations
@@ -73,15 +84,7 @@ def adapt_norm_statistics(
     statistics, as in Li et al. 2016. Returns the number of layers adapted; 0 means the model has
     no running statistics and is left unchanged.
 
-    How: the whole model stays in eval mode, so dropout, DropConnect and stochastic depth are off
-    and the pass is deterministic. A pre-forward hook on each normalization layer computes the
-    current batch's statistics and writes them into the layer's running buffers just before its own
-    eval-mode forward, which therefore normalizes with batch statistics exactly as a BatchNorm in
-    training mode would; the hook also accumulates exact totals over all batches. This never calls
-    a layer's training-mode forward, which matters for Batch Renormalization: once relaxed (r_max
-    > 1, d_max > 0, as at the end of training), its training forward after a reset corrects
-    towards mean 0, variance 1 and passes a nearly un-normalized input on to deeper layers.
-    momentum is untouched: totals are kept here, not by each layer's moving average.
+    How the pass works, and why it never uses training mode, is in the module docstring.
 
     ``outputs``, if given, receives the model's output for each batch of the pass. With all the
     data in one batch, every layer normalizes with the statistics of the whole set, which is
