@@ -6,9 +6,10 @@
   with its reason; a new one fails the test, and a listed one that has been split fails it too,
   so the lists only shrink.
 - Outside the registries (``study/components/``, ``study/registry.py``) and the modules listed
-  below, no code branches on a component's name: no comparison of a ``.name`` (or ``["name"]``) with a string, and no ``if``
-  that compares anything with the name of a registered optimizer, model, norm or schedule. Such a
-  branch is what an entry's own fields (``needs_closure``, ``channels_last``) are for.
+  below, no code branches on a component's name: no comparison of a ``.name`` (or
+  ``["name"]``) with a string, and no ``if`` that compares anything with the name of a registered
+  optimizer, model, norm or schedule. Such a branch is what an entry's own fields
+  (``needs_closure``, ``channels_last``) are for.
 
 That the training job imports no pandas, matplotlib, seaborn or scipy is checked by running it:
 tests/test_train.py::test_training_job_imports_neither_pandas_nor_plotting.
