@@ -170,5 +170,9 @@ def config_hash(cfg: DictConfig) -> str:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("run", None)
     resolved.pop("hydra", None)
+    # A tuned run's learning rate is already in optim.lr; the selection file it came from is a
+    # location, and a study moved to another results folder must keep its hashes.
+    if isinstance(resolved.get("train"), dict) and resolved["train"].get("lr_from") is not None:
+        resolved["train"]["lr_from"] = None
     blob = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -43,10 +43,7 @@ LONG_FUNCTIONS: dict[str, str] = {
 REGISTRY_HOMES = ("study/components/", "study/registry.py")
 
 # Module → why it may still branch on a component's name.
-NAME_BRANCHES: dict[str, str] = {
-    "study/experiments/second_order.py": "being split: an if-chain over its methods (gd, momentum,"
-    " adam, lbfgs) in _optimizer, _stepper and main, to become a table of method entries",
-}
+NAME_BRANCHES: dict[str, str] = {}
 
 # Registered names that are also ordinary words of the code, so a comparison with them does not
 # pick a component: name → why.

@@ -61,6 +61,14 @@ def test_config_hash_ignores_where_a_run_writes_but_not_what_it_computes():
     assert config_hash(a) == config_hash(b) != config_hash(c)
 
 
+def test_a_tuned_runs_hash_follows_its_learning_rate_not_its_selection_file():
+    here = compose(["train.lr_from=/results/a/selection/x.json", "optim.lr=0.01"])
+    moved = compose(["train.lr_from=/elsewhere/selection/x.json", "optim.lr=0.01"])
+    untuned = compose(["optim.lr=0.01"])
+    other_lr = compose(["train.lr_from=/results/a/selection/x.json", "optim.lr=0.02"])
+    assert config_hash(here) == config_hash(moved) == config_hash(untuned) != config_hash(other_lr)
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -7,15 +7,8 @@ import math
 import pytest
 import torch
 
-from study.experiments.second_order import (
-    COLUMNS,
-    METHODS,
-    flat_objective,
-    hessian,
-    logreg_problem,
-    main,
-    newton,
-)
+from study.experiments.second_order import COLUMNS, METHODS, hessian, main, newton
+from study.experiments.second_order_problems import flat_objective, logreg_problem
 from study.experiments.second_order_scaling import (
     crossover,
     fit_power_law,

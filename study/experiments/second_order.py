@@ -48,25 +48,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call, jacrev
+from torch.func import jacrev
 
 from study.errors import ConfigError
+from study.experiments.second_order_problems import (
+    Problem,
+    load_images,
+    logreg_problem,
+    mlp_problem,
+)
 from study.experiments.second_order_scaling import order_statistic_interval, summarize
 from study.outputs import atomic_path, write_text
 
-__all__ = [
-    "COLUMNS", "METHODS", "SECOND_ORDER", "Problem", "hessian", "load_images", "logreg_problem",
-    "main", "measure", "mlp_problem", "newton",
-]  # fmt: skip
+__all__ = ["COLUMNS", "METHODS", "SECOND_ORDER", "hessian", "main", "measure", "newton"]
 
-L2 = 1e-3
 METHODS = ("newton", "lbfgs", "gd", "momentum", "adam")
-SECOND_ORDER = ("newton", "lbfgs")
-CLASSES = 10
-MLP_INPUTS = 16
-DTYPE = torch.float64
 COLUMNS = [
     "problem", "family", "size", "n_params", "n_samples", "method", "lr", "iterations",
     "target_reached", "reached", "target_loss", "best_loss", "final_loss", "iterations_run",
@@ -74,91 +70,6 @@ COLUMNS = [
     "s_per_iter_coverage", "timing_repeats", "timing_block", "s_to_target", "s_to_target_lo",
     "s_to_target_hi", "hessian_s_median", "solve_s_median", "peak_bytes", "hessian_bytes",
 ]  # fmt: skip
-
-
-@dataclass
-class Problem:
-    """A full-batch objective ``loss(theta)`` on a flat float64 parameter vector."""
-
-    name: str
-    family: str
-    size: int
-    loss: Callable[[torch.Tensor], torch.Tensor]
-    theta0: torch.Tensor
-    lr: float  # 1/L for gradient descent and momentum
-    n_samples: int
-
-    @property
-    def n_params(self) -> int:
-        return self.theta0.numel()
-
-
-def load_images(path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` training images of a data cache, flattened and standardized per pixel set."""
-    cache = torch.load(path, map_location="cpu", weights_only=True)
-    if "train_x" not in cache or "train_y" not in cache:
-        raise ConfigError(f"{path}: lacks train_x/train_y; rebuild the data cache")
-    x = cache["train_x"][:n].to(DTYPE).div_(255).reshape(min(n, len(cache["train_x"])), -1)
-    x = (x - x.mean()) / x.std().clamp_min(1e-8)
-    return x, cache["train_y"][:n].long()
-
-
-def project(x: torch.Tensor, d: int, seed: int) -> torch.Tensor:
-    """``d`` standardized features: a fixed Gaussian random projection of the pixels."""
-    generator = torch.Generator().manual_seed(seed)
-    z = x @ torch.randn(x.shape[1], d, generator=generator, dtype=x.dtype) / math.sqrt(x.shape[1])
-    return (z - z.mean(0)) / z.std(0).clamp_min(1e-8)
-
-
-def flat_objective(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, l2: float
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
-    """``CE(model(x), y) + l2/2 · ||θ||²`` as a function of the flat vector θ; θ at ``model``."""
-    names = [name for name, _ in model.named_parameters()]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    sizes = [p.numel() for _, p in model.named_parameters()]
-
-    def loss(theta: torch.Tensor) -> torch.Tensor:
-        chunks = torch.split(theta, sizes)
-        params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes, strict=True)}
-        logits = functional_call(model, params, (x,))
-        return F.cross_entropy(logits, y) + (l2 / 2) * theta.pow(2).sum()
-
-    theta0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
-    return loss, theta0
-
-
-def logreg_problem(x: torch.Tensor, y: torch.Tensor, d: int, l2: float = L2, seed: int = 0):
-    """Multinomial logistic regression on ``d`` projected features, from zero weights."""
-    features = project(x, d, seed)
-    model = nn.Linear(d, CLASSES).to(DTYPE)
-    nn.init.zeros_(model.weight), nn.init.zeros_(model.bias)
-    loss, theta0 = flat_objective(model, features, y, l2)
-    xt = torch.cat([features, torch.ones(len(features), 1, dtype=DTYPE)], dim=1)
-    smoothness = float(torch.linalg.eigvalsh(xt.T @ xt / len(xt))[-1]) / 2 + l2
-    return Problem(f"logreg-d{d}", "logreg", d, loss, theta0, 1 / smoothness, len(x))
-
-
-def mlp_problem(x: torch.Tensor, y: torch.Tensor, width: int, l2: float = L2, seed: int = 0):
-    """One tanh hidden layer of ``width`` units on 16 projected features, seeded initialization."""
-    features = project(x, MLP_INPUTS, seed)
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(MLP_INPUTS, width), nn.Tanh(), nn.Linear(width, CLASSES))
-    loss, theta0 = flat_objective(model.to(DTYPE), features, y, l2)
-    curvature = top_eigenvalue(loss, theta0)
-    return Problem(f"mlp-h{width}", "mlp", width, loss, theta0, 1 / (2 * curvature), len(x))
-
-
-def top_eigenvalue(loss, theta: torch.Tensor, steps: int = 30) -> float:
-    """Largest Hessian eigenvalue at ``theta`` by power iteration on Hessian-vector products."""
-    grad = torch.func.grad(loss)
-    v = torch.ones_like(theta) / math.sqrt(theta.numel())
-    value = 0.0
-    for _ in range(steps):
-        hv = torch.func.jvp(grad, (theta,), (v,))[1]
-        value = float(v @ hv)
-        v = hv / hv.norm().clamp_min(1e-30)
-    return abs(value)
 
 
 def hessian(loss, theta: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
@@ -203,23 +114,64 @@ def newton(loss, theta0, max_iters: int, tol: float = 1e-13, chunk_size=256):
     return theta, losses
 
 
-def _optimizer(method: str, theta: torch.Tensor, lr: float) -> torch.optim.Optimizer:
-    if method == "lbfgs":  # tolerances 0 so it never stops on its own; max_eval for the search
-        return torch.optim.LBFGS(
-            [theta], lr=1.0, max_iter=1, max_eval=26, history_size=10,
-            line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
-        )  # fmt: skip
-    if method == "gd":
-        return torch.optim.SGD([theta], lr=lr)
-    if method == "momentum":
-        return torch.optim.SGD([theta], lr=lr, momentum=0.9)
-    if method == "adam":
-        return torch.optim.Adam([theta], lr=0.01)
-    raise ConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+@dataclass(frozen=True)
+class Method:
+    """One method of the comparison: its torch optimizer (none for exact Newton), whether its step
+    re-evaluates the loss (line search), the state it holds, its iteration cap and step size."""
+
+    make: Callable[[torch.Tensor, float], torch.optim.Optimizer] | None
+    extra_vectors: Callable[[int], int]  # numbers held beyond parameters and gradient, for N
+    second_order: bool = False
+    closure_step: bool = False
+    cap: str = "max_iters"  # the command-line setting that caps its iterations
+    fixed_lr: float | None = None  # None: the problem's step size 1/L
+
+
+METHOD_SPECS: dict[str, Method] = {
+    # The Hessian, its damped copy and the Cholesky factor (3N²) and ~3N vectors.
+    "newton": Method(None, lambda n: 3 * n * n + 3 * n, True, cap="newton_iters", fixed_lr=1.0),
+    # Tolerances 0 so it never stops on its own; max_eval bounds the line search; 10 curvature
+    # pairs (20N) and ~4N working vectors.
+    "lbfgs": Method(
+        lambda theta, lr: torch.optim.LBFGS(
+            [theta],
+            lr=1.0,
+            max_iter=1,
+            max_eval=26,
+            history_size=10,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        ),  # fmt: skip
+        lambda n: 24 * n,
+        True,
+        closure_step=True,
+        cap="lbfgs_iters",
+        fixed_lr=1.0,
+    ),
+    "gd": Method(lambda theta, lr: torch.optim.SGD([theta], lr=lr), lambda n: 0),
+    "momentum": Method(
+        lambda theta, lr: torch.optim.SGD([theta], lr=lr, momentum=0.9), lambda n: n
+    ),
+    "adam": Method(
+        lambda theta, lr: torch.optim.Adam([theta], lr=0.01), lambda n: 2 * n, fixed_lr=0.01
+    ),  # fmt: skip
+}
+
+
+SECOND_ORDER = tuple(name for name, spec in METHOD_SPECS.items() if spec.second_order)
+
+
+def method_spec(method: str) -> Method:
+    try:
+        return METHOD_SPECS[method]
+    except KeyError:
+        raise ConfigError(f"unknown method {method!r}; use one of {', '.join(METHODS)}") from None
 
 
 def _stepper(method: str, problem: Problem, theta: torch.Tensor):
-    optimizer = _optimizer(method, theta, problem.lr)
+    spec = method_spec(method)
+    optimizer = spec.make(theta, problem.lr)
 
     def closure():
         optimizer.zero_grad()
@@ -227,7 +179,7 @@ def _stepper(method: str, problem: Problem, theta: torch.Tensor):
         value.backward()
         return value
 
-    if method == "lbfgs":
+    if spec.closure_step:
         return lambda: optimizer.step(closure)
     return lambda: (closure(), optimizer.step())
 
@@ -249,7 +201,7 @@ def time_per_iteration(method: str, problem: Problem, repeats: int, block: int, 
     """Seconds per iteration in ``repeats`` timings of ``block`` iterations from the start."""
     times, hessian_s, solve_s = [], [], []
     for _ in range(repeats):
-        if method == "newton":
+        if method_spec(method).make is None:  # exact Newton: one damped step, timed in parts
             theta = problem.theta0.clone()
             value = float(problem.loss(theta))
             start = time.perf_counter()
@@ -273,9 +225,9 @@ def peak_bytes(method: str, n: int, element: int = 8) -> tuple[int, int]:
     curvature pairs and ~4N working vectors; Newton the Hessian, its damped copy and the Cholesky
     factor (3N²) and ~3N vectors (step, candidate, gradient of the rows' chunk).
     """
-    extra = {"gd": 0, "momentum": n, "adam": 2 * n, "lbfgs": 24 * n, "newton": 3 * n * n + 3 * n}
-    hessian_bytes = n * n * element if method == "newton" else 0
-    return (2 * n + extra[method]) * element, hessian_bytes
+    spec = method_spec(method)
+    hessian_bytes = n * n * element if spec.make is None else 0
+    return (2 * n + spec.extra_vectors(n)) * element, hessian_bytes
 
 
 def measure(problem: Problem, args) -> list[dict]:
@@ -284,12 +236,13 @@ def measure(problem: Problem, args) -> list[dict]:
     seconds: dict[str, float] = {}
     for method in args.methods:  # second-order first: their minimum sets the early stop below
         start = time.perf_counter()
-        if method == "newton":
-            histories[method] = newton(problem.loss, problem.theta0, args.newton_iters)[1]
+        spec = method_spec(method)
+        cap = getattr(args, spec.cap)
+        if spec.make is None:
+            histories[method] = newton(problem.loss, problem.theta0, cap)[1]
         else:
             best = min((min(h) for h in histories.values()), default=-math.inf)
-            stop = best + args.rel * abs(best) if method not in SECOND_ORDER else -math.inf
-            cap = args.lbfgs_iters if method == "lbfgs" else args.max_iters
+            stop = -math.inf if spec.second_order else best + args.rel * abs(best)
             histories[method] = first_order(method, problem, cap, stop)
         seconds[method] = time.perf_counter() - start
     best = min(min(v for v in h if math.isfinite(v)) for h in histories.values())
@@ -302,11 +255,12 @@ def measure(problem: Problem, args) -> list[dict]:
         median, lo, hi, coverage = order_statistic_interval(times)
         held, hessian_bytes = peak_bytes(method, problem.n_params)
         iterations = hit if hit is not None else len(losses) - 1
-        cap = {"newton": args.newton_iters, "lbfgs": args.lbfgs_iters}.get(method, args.max_iters)
+        spec = method_spec(method)
+        cap = getattr(args, spec.cap)
         rows.append({
             "problem": problem.name, "family": problem.family, "size": problem.size,
             "n_params": problem.n_params, "n_samples": problem.n_samples, "method": method,
-            "lr": problem.lr if method in ("gd", "momentum") else (0.01 if method == "adam" else 1),
+            "lr": problem.lr if spec.fixed_lr is None else spec.fixed_lr,
             "iterations": iterations, "target_reached": hit is not None, "reached": hit is not None,
             "target_loss": target, "best_loss": best, "final_loss": losses[-1],
             "iterations_run": len(losses) - 1, "max_iters": cap, "seconds": seconds[method],
