@@ -137,7 +137,7 @@ def _build_muon(cfg, model):
     weight_decay = float(option(cfg, "weight_decay", 0.0))
     hidden = hidden_matrices(model)
     hidden_ids = {id(p) for p in hidden}
-    rest = [g for g in param_groups(model, weight_decay)]
+    rest = param_groups(model, weight_decay)
     for group in rest:
         group["params"] = [p for p in group["params"] if id(p) not in hidden_ids]
     lr = float(cfg["lr"])
