@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from study.components.augmentations import augment_batch
 from study.components.data import normalize
 from study.components.layers import set_progress
+from study.components.optimizers import OPTIMIZERS
 from study.components.regularizers import penalty
 from study.training import evaluation
 from study.training.parts import Progress, RunParts
@@ -52,6 +53,21 @@ def set_learning_rate(parts: RunParts, step: int) -> float:
     return lr
 
 
+# --------------------------------------------------------------------------------------------
+# Optimizers whose evaluated weights differ from the trained ones (schedule-free: an average of
+# the iterates) say so through their OptimizerSpec; the loop switches them here and nowhere else.
+# --------------------------------------------------------------------------------------------
+
+
+def switch_optimizer_mode(parts: RunParts, training: bool) -> None:
+    """Before training: the weights the gradient is taken at; before evaluating: the ones that
+    are evaluated, checkpointed and reported. A no-op for optimizers without such a switch."""
+    spec = OPTIMIZERS.get(parts.cfg.optim.name)
+    switch = spec.train_mode if training else spec.eval_mode
+    if switch is not None:
+        switch(parts.optimizer)
+
+
 def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
     """One optimizer step on one batch; returns the batch's cross-entropy (without penalty)."""
     model, optimizer, l1, l2 = parts.model, parts.optimizer, parts.l1, parts.l2
@@ -78,6 +94,7 @@ def train_epoch(parts: RunParts, progress: Progress) -> tuple[int, float] | None
     """One epoch of steps; on divergence, stops and returns (run step, loss) of the first bad
     step (a loss not finite or above ``diverge_at``), else None."""
     parts.model.train()
+    switch_optimizer_mode(parts, training=True)
     order = parts.batch_order(parts.generator)
     steps, batch_size = parts.steps_per_epoch, parts.batch_size
     losses = torch.empty(steps, device=parts.device)
@@ -107,6 +124,7 @@ def train_epochs(parts: RunParts, progress: Progress) -> None:
             log.warning("diverged at step %d (epoch %d): loss %s", diverged[0], epoch, diverged[1])
             return
         row = {"epoch": epoch, "step": progress.step, "lr": progress.lr}
+        switch_optimizer_mode(parts, training=False)
         row |= evaluation.evaluate_splits(parts)
         row["seconds"] = epoch_s
         progress.eval_s += row["eval_seconds"]
