@@ -10,6 +10,16 @@ from study.config import CONF_DIR, GROUPS, ConfigError, compose, config_hash, op
 from study.training.run import train_run
 
 OPTIONS = [(group, option) for group in GROUPS for option in options_of(group)]
+
+
+def chosen(group: str, option: str) -> list[str]:
+    """The overrides that choose ``option``, with the constant schedule an optimizer requires."""
+    from study.components.optimizers import OPTIMIZERS
+
+    needs_constant = group == "optim" and OPTIMIZERS.get(option).constant_schedule
+    return [f"{group}={option}", *(["schedule=constant"] if needs_constant else [])]
+
+
 TINY = [
     "data.n_train=64",
     "data.n_val=32",
@@ -23,7 +33,7 @@ TINY = [
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_config_option_composes_and_validates(group, option):
-    cfg = compose([f"{group}={option}"])
+    cfg = compose(chosen(group, option))
     validate(cfg)
     if group != "scale":
         assert cfg[group].name == option
@@ -36,7 +46,8 @@ TRAINABLE = [(g, o) for g, o in OPTIONS if g in ("model", "optim", "schedule")]
 def test_every_model_optimizer_and_schedule_trains_one_tiny_epoch(
     group, option, tmp_path, fashion_cache
 ):
-    cfg = compose([f"{group}={option}", *TINY, f"run.out={tmp_path}", f"run.cache={fashion_cache}"])
+    overrides = [*chosen(group, option), *TINY, f"run.out={tmp_path}", f"run.cache={fashion_cache}"]
+    cfg = compose(overrides)
     metrics = train_run(cfg)
     assert metrics["status"] in ("ok", "diverged")
     assert metrics["epochs_run"] <= 1

@@ -72,6 +72,7 @@ def scripted_epoch(monkeypatch, losses, step=20):
         model=torch.nn.Linear(1, 1), generator=None, device=CPU, diverge_at=5.0,
         batch_order=lambda generator: torch.arange(4 * len(losses)),
         steps_per_epoch=len(losses), batch_size=4,
+        cfg=OmegaConf.create({"optim": {"name": "sgd"}}), optimizer=None,
     )  # fmt: skip
     progress = Progress(best=BestEpoch(False, 1), step=step)
     return loop.train_epoch(parts, progress), progress
