@@ -183,7 +183,8 @@ def test_markdown_and_latex_render_the_summary(scale):
     md = files["optimizers.md"]
     assert "sgd (baseline)" in md
     assert "0.900 [0.850, 0.950]" in md  # momentum's test_acc mean [95% CI]
-    assert "+0.0100 [0.0100, 0.0100], p_Holm 0.25, detectable 0, inconclusive" in md  # adam − sgd, constant
+    # adam − sgd: a constant difference
+    assert "+0.0100 [0.0100, 0.0100], p_Holm 0.25, detectable 0, inconclusive" in md
     tex = files["optimizers.tex"]
     assert r"\toprule" in tex and r"\bottomrule" in tex
     assert r"test\_acc" in tex and r"$\Delta$" in tex
