@@ -55,8 +55,19 @@ def _metric_of(c: dict) -> str:
     return _metric_label(c)
 
 
+# The test of each kind and check, for claims that were not tested (their result names none).
+KIND_TESTS = {
+    "near_best": "noninferiority",
+    "diverges": "threshold",
+    "early_stopping_near_minimum": "equivalence",
+    "second_order_at_scale": "threshold",
+}
+
+
 def _test_of(c: dict, result: dict) -> str:
-    return result.get("test") or c.get("test", "difference")
+    if result.get("estimate") is not None:
+        return result["test"]
+    return KIND_TESTS.get(c.get("check", c["kind"]), c.get("test", "difference"))
 
 
 def _direction(c: dict, test: str) -> str:

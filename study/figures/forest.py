@@ -42,10 +42,31 @@ UNIT_LABELS = {
 BAND = "#e8e8e8"
 
 
+def _limits(rows: pd.DataFrame, log: bool) -> tuple[float, float]:
+    """An axis that shows every estimate and margin: an interval wider than four times the
+    largest of them (2 seeds give t-intervals of +-12.7 sd) is cut at the edge with an arrow,
+    so that it does not squash every other row to a dot."""
+
+    def t(v):
+        v = np.asarray(v, float)
+        return np.log10(v[v > 0]) if log else v
+
+    centre = 0.0
+    core = np.abs(np.concatenate([t(rows["effect"]), t(rows["margin"])]) - centre)
+    core = core[np.isfinite(core)]
+    reach = 1.15 * max(core.max() if core.size else 1.0, 1e-12)
+    ends = np.abs(np.concatenate([t(rows["lo"]), t(rows["hi"])]))
+    ends = ends[np.isfinite(ends)]
+    if ends.size:
+        reach = max(reach, 1.05 * min(ends.max(), 4 * reach))
+    return (10**-reach, 10**reach) if log else (-reach, reach)
+
+
 def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
     """One unit's rows, top to bottom: margin band, interval, point."""
     log = unit == "x"
     n = len(rows)
+    left, right = _limits(rows, log)
     for i, r in enumerate(rows.itertuples()):
         y = n - 1 - i
         m, test = float(r.margin), getattr(r, "test", "difference")
@@ -56,7 +77,11 @@ def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
             ax.fill_betweenx([y - 0.4, y + 0.4], lo, hi, color=BAND, lw=0)
         colour, marker = VERDICT_STYLE.get(r.verdict, VERDICT_STYLE["inconclusive"])
         if math.isfinite(r.lo) and math.isfinite(r.hi):
-            ax.plot([r.lo, r.hi], [y, y], color=colour, lw=2.0, solid_capstyle="butt")
+            lo, hi = max(r.lo, left), min(r.hi, right)
+            ax.plot([lo, hi], [y, y], color=colour, lw=2.0, solid_capstyle="butt")
+            for end, edge, arrow in ((r.lo, left, "<"), (r.hi, right, ">")):
+                if (end < edge) if arrow == "<" else (end > edge):  # cut: the interval goes on
+                    ax.plot([edge], [y], marker=arrow, color=colour, ms=6, ls="none")
         if math.isfinite(r.effect):
             ax.plot([r.effect], [y], marker=marker, color=colour, ms=7, ls="none", zorder=3)
         else:
@@ -65,6 +90,7 @@ def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
     ax.axvline(1.0 if log else 0.0, color="#333333", lw=0.8)
     if log:
         ax.set_xscale("log")
+    ax.set_xlim(left, right)
     ax.set_yticks(range(n))
     ax.set_yticklabels(list(rows["label"])[::-1], fontsize=8)
     ax.set_ylim(-0.6, n - 0.4)
@@ -91,7 +117,8 @@ def draw_forest(rows: pd.DataFrame, group: str = "unit", title: str = "") -> Fig
         for v, (c, mk) in VERDICT_STYLE.items()
         if v in set(rows["verdict"]) and v != "not tested"
     ]
-    handles.append(Patch(color=BAND, label="±margin (no meaningful effect)"))
+    handles.append(Patch(color=BAND, label="±margin (smallest effect of interest)"))
+    handles.append(Line2D([], [], color="#7f7f7f", marker=">", ls="none", label="interval cut"))
     if "test" in rows and (rows["test"] == "threshold").any():
         handles.append(Line2D([], [], color="#555555", ls="--", label="threshold"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
