@@ -65,6 +65,8 @@ rule report:
         html=f"{PAPER}/report.html",
         md=f"{PAPER}/report.md",
         runs=f"{PAPER}/runs.csv",
+        claims=f"{PAPER}/claims.csv",
+        forest=f"{PAPER}/figures/claims_forest.png",
     log:
         str(S.log("report")),
     params:

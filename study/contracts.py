@@ -47,12 +47,39 @@ CLAIMS_COLUMNS = (
     "claim",
     "ablation",
     "metric",
+    "unit",
+    "direction",
+    "test",
+    "margin",
     "effect",
     "lo",
     "hi",
+    "p",
+    "p_adjusted",
+    "detectable_effect",
+    "seeds",
     "verdict",
     "figure",
+    "margin_reason",
     "detail",
+)
+# The ledger committed next to the report (paper/claims.csv at the default scale): one row per
+# claim, effects in the claim's unit.
+REPORT_CLAIMS_COLUMNS = (
+    "id",
+    "claim",
+    "metric",
+    "unit",
+    "direction",
+    "margin",
+    "effect",
+    "lo",
+    "hi",
+    "p",
+    "p_adjusted",
+    "detectable_effect",
+    "seeds",
+    "verdict",
 )
 SECOND_ORDER_COLUMNS = ("method", "iterations", "seconds", "reached")
 
@@ -69,6 +96,10 @@ TEXT_COLUMNS = (
     "figure",
     "detail",
     "method",
+    "unit",
+    "direction",
+    "test",
+    "margin_reason",
 )
 
 
@@ -107,6 +138,8 @@ SHIFT = Contract("shift.csv", (*RUN_KEYS, *SHIFT_COLUMNS))
 TUNING = Contract("tuning.csv", (*TUNING_KEYS, "status"))
 SUMMARY = Contract("<ablation>.csv", ("ablation", "variant", "is_baseline", "n_seeds"))
 CLAIMS = Contract("claims.csv", CLAIMS_COLUMNS)
+# The report's folder (study.paths.report_dir).
+REPORT_CLAIMS = Contract("claims.csv", REPORT_CLAIMS_COLUMNS, REPORT_CLAIMS_COLUMNS)
 
 
 def read_csv(path: str | Path, contract: Contract, optional: bool = False) -> pd.DataFrame | None:

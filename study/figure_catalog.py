@@ -11,7 +11,7 @@ from typing import Any
 PNG_DPI = 150
 """Resolution of the PNGs: sharp on dense screens; the report shows them at 100 CSS px per inch."""
 
-DEFAULT_FIGURES = ("learning_curves", "test_accuracy")
+DEFAULT_FIGURES = ("learning_curves", "test_accuracy", "forest")
 """Figures every ablation gets."""
 
 

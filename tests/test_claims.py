@@ -1,9 +1,11 @@
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from study.analysis import power
 from study.analysis.claims import (
     COLUMNS,
     ClaimsError,
@@ -40,8 +42,11 @@ def tables(runs=None, history=None, shift=None, tuning=None, scale_dir=Path("/no
     )
 
 
+DECLARED = {"unit": "pp", "margin": 0.5, "margin_reason": "the study's resolution"}
+
+
 def one(claim, t):
-    claim = {"id": "c", "claim": "A claim.", **claim}
+    claim = {"id": "c", "claim": "A claim.", **DECLARED, **claim}
     row = evaluate([claim], t).iloc[0]
     return row
 
@@ -60,47 +65,112 @@ DROPOUT = {
     "reference": "none",
     "variant": "dropout",
     "metric": "test_acc",
+    "unit": "pp",
     "expect": "higher",
+    "margin": 0.5,
+    "margin_reason": "resolution",
     "figure": "regularization/test_accuracy",
 }
 
 
-def test_compare_is_supported_when_the_paired_ci_excludes_zero_in_the_expected_direction():
-    # dropout − none per seed: 0.02, 0.03, 0.02 → mean 0.02333, s 0.005774, t(0.975, 2) 4.302653
+def test_compare_is_supported_in_the_claims_unit_with_its_power():
+    # dropout − none per seed: 2, 3, 2 pp → mean 2.333, s 0.5774, t(0.975, 2) 4.302653
     row = one(DROPOUT, tables(REG))
-    assert list(evaluate([{"id": "c", "claim": "x", **DROPOUT}], tables(REG)).columns) == COLUMNS
-    assert row.effect == pytest.approx(0.023333, abs=1e-6)
-    assert row.lo == pytest.approx(0.023333 - 0.014342, abs=1e-6)
-    assert row.hi == pytest.approx(0.023333 + 0.014342, abs=1e-6)
+    ledger = evaluate([{"id": "c", "claim": "x", **DECLARED, **DROPOUT}], tables(REG))
+    assert list(ledger.columns) == COLUMNS
+    assert row.effect == pytest.approx(2.3333, abs=1e-4) and row.unit == "pp"
+    assert row.lo == pytest.approx(2.3333 - 1.4342, abs=1e-4)
+    assert row.hi == pytest.approx(2.3333 + 1.4342, abs=1e-4)
+    assert row.p == pytest.approx(0.0198, abs=1e-3) and row.p_adjusted == row.p  # one claim
+    assert row.detectable_effect == pytest.approx(power.detectable_effect(3, 0.57735), rel=1e-3)
+    assert row.seeds == 3 and row.direction == "higher" and row.margin == 0.5
     assert row.verdict == "supported"
     assert row.figure == "regularization/test_accuracy" and row.metric == "test_acc"
-    assert row.detail.startswith("dropout - none: +0.0233 [0.00899, 0.0377], 3 paired seeds")
+    assert row.detail.startswith("dropout - none: +2.33 pp [0.899, 3.77], 3 paired seeds")
 
 
-def test_compare_is_contradicted_when_the_ci_excludes_zero_the_other_way():
+def test_a_claim_planted_the_wrong_way_is_contradicted():
     assert one({**DROPOUT, "expect": "lower"}, tables(REG)).verdict == "contradicted"
 
 
-def test_compare_is_inconclusive_when_the_ci_contains_zero():
-    # l2 − none: +0.01, −0.01, +0.01
+def test_compare_is_inconclusive_when_the_interval_holds_zero_and_the_margin():
+    # l2 − none: +1, −1, +1 pp: the interval [−2.5, 3.2] reaches beyond ±0.5 pp
     assert one({**DROPOUT, "variant": "l2"}, tables(REG)).verdict == "inconclusive"
+
+
+def test_a_tight_interval_inside_the_margin_is_no_meaningful_effect():
+    # the same l2 − none against a 5 pp margin: the 90% interval [−1.6, 2.3] lies inside ±5
+    row = one({**DROPOUT, "variant": "l2", "margin": 5.0}, tables(REG))
+    assert row.verdict == "no meaningful effect"
+
+
+def test_near_zero_variance_is_never_supported():
+    """A constant 0.1 pp difference (identical trajectories, a rounding-level change) has no
+    spread to test: the exact sign-flip p is 0.25 with 3 seeds, so never 'supported'; with 5
+    seeds its TOST p (2^-5) makes it 'no meaningful effect'."""
+    for n, expected in ((3, "inconclusive"), (5, "no meaningful effect")):
+        base = [0.80 + 0.01 * i for i in range(n)]
+        runs = runs_frame(
+            "regularization",
+            {"none": {"test_acc": base}, "dropout": {"test_acc": [b + 0.001 for b in base]}},
+        )
+        row = one(DROPOUT, tables(runs))
+        assert row.verdict == expected and row.detectable_effect == 0.0
+    same = runs_frame("regularization", {"none": {"test_acc": base}, "dropout": {"test_acc": base}})
+    row = one(DROPOUT, tables(same))
+    assert row.effect == 0 and row.verdict != "supported"
+
+
+def test_the_ledger_applies_holm_over_all_its_claims():
+    alone = one(DROPOUT, tables(REG))
+    assert alone.verdict == "supported"
+    three = [{"id": f"c{i}", "claim": "Dropout helps.", **DECLARED, **DROPOUT} for i in range(3)]
+    ledger = evaluate(three, tables(REG))
+    assert ledger.p_adjusted.tolist() == pytest.approx([3 * alone.p] * 3)
+    assert set(ledger.verdict) == {"inconclusive"}  # 3 x 0.0198 > 0.05
+    # a not-tested claim does not count as a hypothesis
+    ledger = evaluate([three[0], {**three[1], "ablation": "nope"}], tables(REG))
+    assert ledger.p_adjusted[0] == pytest.approx(alone.p)
 
 
 def test_several_variants_all_any_or_mean():
     claim = {**DROPOUT, "variants": "*", "metric": "test_acc"}
     del claim["variant"]
-    all_ = one(claim, tables(REG))  # dropout supported, l2 inconclusive
-    assert all_.verdict == "inconclusive"
-    assert "dropout - none" in all_.detail and "l2 - none" in all_.detail
-    assert all_.effect == pytest.approx((0.023333 + 0.003333) / 2, abs=1e-6)
-    assert one({**claim, "combine": "any"}, tables(REG)).verdict == "supported"
-    # mean of dropout and l2 per seed minus none: 0.015, 0.010, 0.015 → 0.01333 ± 0.00717
+    all_ = one(claim, tables(REG))  # judged on the weakest, l2: inconclusive
+    assert all_.verdict == "inconclusive" and "judged on l2" in all_.detail
+    any_ = one({**claim, "combine": "any"}, tables(REG))  # dropout, p x 2 = 0.0396
+    assert any_.verdict == "supported" and any_.p == pytest.approx(2 * 0.0198, abs=2e-3)
+    # mean of dropout and l2 per seed minus none: 1.5, 1.0, 1.5 pp → 1.333 ± 0.717
     mean = one({**claim, "combine": "mean"}, tables(REG))
-    assert mean.effect == pytest.approx(0.013333, abs=1e-6) and mean.verdict == "supported"
-    assert mean.lo == pytest.approx(0.013333 - 0.007171, abs=1e-6)
-    assert mean.detail.endswith("(each: dropout +0.0233, l2 +0.00333)")
+    assert mean.effect == pytest.approx(1.3333, abs=1e-4) and mean.verdict == "supported"
+    assert mean.lo == pytest.approx(1.3333 - 0.7171, abs=1e-4)
+    assert mean.detail.endswith("(each: dropout +2.33, l2 +0.333)")
     gap = one({**claim, "metric": "gap_acc", "expect": "lower"}, tables(REG))
     assert gap.verdict == "inconclusive"  # l2's gap is not clearly lower
+
+
+def test_a_smaller_gap_bought_with_test_accuracy_does_not_curb_overfitting():
+    runs = runs_frame(
+        "regularization",
+        {
+            "none": {"test_acc": [0.84, 0.85, 0.85], "gap_acc": [0.10, 0.12, 0.11]},
+            "dropout": {"test_acc": [0.86, 0.88, 0.87], "gap_acc": [0.05, 0.06, 0.06]},
+            "augmentation": {"test_acc": [0.81, 0.83, 0.82], "gap_acc": [0.04, 0.05, 0.05]},
+        },
+    )
+    curbs = {
+        **DROPOUT,
+        "metric": "gap_acc",
+        "expect": "lower",
+        "margin": 1.0,
+        "guard": {"metric": "test_acc", "unit": "pp", "margin": 0.5, "expect": "higher"},
+    }
+    assert one(curbs, tables(runs)).verdict == "supported"
+    planted = one({**curbs, "variant": "augmentation"}, tables(runs))  # gap −6 pp, acc −3 pp
+    assert planted.verdict == "contradicted" and "lost beyond the margin" in planted.detail
+    assert one({**curbs, "guard": None} | {"variant": "augmentation"}, tables(runs)).verdict == (
+        "supported"
+    )
 
 
 def test_absent_ablation_variant_or_metric_is_not_tested_never_an_error():
@@ -133,7 +203,9 @@ def test_losses_of_diverged_runs_drop_out_of_the_pairs():
         "reference": "constant",
         "variant": "cosine",
         "metric": "test_loss",
+        "unit": "loss",
         "expect": "lower",
+        "margin": 0.02,
     }
     row = one(claim, tables(runs))
     assert row.effect == pytest.approx(-0.045) and "2 paired seeds" in row.detail
@@ -144,7 +216,7 @@ OPT = runs_frame(
     {
         "sgd": {"test_acc": [0.85, 0.86, 0.84]},
         "momentum": {"test_acc": [0.90, 0.92, 0.88]},
-        "adam": {"test_acc": [0.895, 0.915, 0.875]},
+        "adam": {"test_acc": [0.897, 0.915, 0.872]},
     },
 )
 ADAM = {
@@ -153,21 +225,25 @@ ADAM = {
     "variant": "adam",
     "metric": "test_acc",
     "expect": "higher",
-    "tolerance": 0.01,
+    "margin": 1.0,
 }
 
 
-def test_near_best_compares_with_the_best_other_variant_within_a_tolerance():
-    # adam − momentum (the best other) is −0.005 on every seed
+def test_near_best_is_a_non_inferiority_test_against_the_best_other_variant():
+    # adam − momentum (the best other): −0.3, −0.5, −0.8 pp; one-sided t of > −1 pp: p 0.042
     row = one(ADAM, tables(OPT))
-    assert row.effect == pytest.approx(-0.005) and row.verdict == "supported"
-    assert "best other (momentum)" in row.detail
-    assert one({**ADAM, "tolerance": 0.001}, tables(OPT)).verdict == "contradicted"
+    assert row.effect == pytest.approx(-0.5333, abs=1e-4) and row.verdict == "supported"
+    assert row.test == "noninferiority" and "best other (momentum)" in row.detail
+    assert one({**ADAM, "margin": 0.1}, tables(OPT)).verdict == "inconclusive"
     assert one({**ADAM, "among": ["sgd"]}, tables(OPT)).verdict == "supported"
+    planted = one({**ADAM, "variant": "sgd"}, tables(OPT))  # 4 to 6 points below momentum
+    assert planted.verdict == "contradicted"
+    missing = one({**ADAM, "among": ["sgd", "muon"]}, tables(OPT))
+    assert missing.verdict == "not tested" and "optimizers/muon" in missing.detail
 
 
 def tuning_frame(statuses):
-    """Two variants tuned over lr 0.01, 0.1, 1.0 with one seed; statuses at the top lr."""
+    """Variants tuned over lr 0.01, 0.1, 1.0 with one seed; statuses at the top lr."""
     rows = []
     for variant, top in statuses.items():
         for lr in (0.01, 0.1, 1.0):
@@ -177,17 +253,18 @@ def tuning_frame(statuses):
     return pd.DataFrame(rows)
 
 
-def test_the_highest_learning_rate_of_each_grid_diverges():
-    claim = {"kind": "diverges", "source": "tuning"}
-    row = one(claim, tables(tuning=tuning_frame({"sgd": "diverged", "adam": "diverged"})))
-    assert row.verdict == "supported" and row.effect == 1.0
-    assert row.lo == pytest.approx(0.025**0.5)  # Clopper–Pearson lower bound for 2 of 2
-    assert "diverged 2/2 runs" in row.detail and "optimizers/sgd lr 1.00: 1/1" in row.detail
+def test_divergence_is_a_proportion_with_its_exact_interval():
+    claim = {"kind": "diverges", "source": "tuning", "unit": "fraction", "margin": 0.5}
+    two = one(claim, tables(tuning=tuning_frame({"sgd": "diverged", "adam": "diverged"})))
+    # 2 of 2: Clopper–Pearson [0.158, 1] still holds 0.5, so 2 runs cannot show "most diverge"
+    assert two.effect == 1.0 and two.lo == pytest.approx(0.025**0.5)
+    assert two.verdict == "inconclusive" and "diverged 2/2 runs" in two.detail
+    eight = {f"v{i}": "diverged" for i in range(8)}
+    row = one(claim, tables(tuning=tuning_frame(eight)))  # [0.631, 1], binomial p 2^-8
+    assert row.verdict == "supported" and row.p == pytest.approx(0.5**8)
+    planted = one(claim, tables(tuning=tuning_frame(dict.fromkeys(eight, "ok"))))
+    assert planted.verdict == "contradicted" and planted.hi == pytest.approx(1 - 0.025 ** (1 / 8))
     half = tables(tuning=tuning_frame({"sgd": "diverged", "adam": "ok"}))
-    assert one(claim, half).verdict == "supported"  # min_fraction 0.5
-    assert one({**claim, "min_fraction": 1.0}, half).verdict == "inconclusive"
-    none = tables(tuning=tuning_frame({"sgd": "ok", "adam": "ok"}))
-    assert one(claim, none).verdict == "contradicted"
     above = one({**claim, "lr_above": 0.05}, half)  # lr 0.1 and 1.0 of both: 1 of 4 diverged
     assert above.effect == 0.25 and above.verdict == "inconclusive"
     assert one(claim, tables()).verdict == "not tested"
@@ -231,7 +308,9 @@ BN_SPEED = {
     "variant": "batchnorm",
     "source": "history",
     "metric": "val_loss",
+    "unit": "loss",
     "expect": "lower",
+    "margin": 0.02,
 }
 
 
@@ -246,12 +325,14 @@ def test_history_metric_at_a_fixed_epoch():
 
 def test_epochs_to_a_target_censors_runs_that_never_reach_it():
     # val_loss <= 0.45: batchnorm at epochs 2, 2; none at 4 and never (censored at 4 + 1 = 5)
-    row = one({**BN_SPEED, "reach": 0.45}, tables(NORM_RUNS, NORM_HISTORY))
+    epochs = {**BN_SPEED, "unit": "epochs", "margin": 1}
+    row = one({**epochs, "reach": 0.45}, tables(NORM_RUNS, NORM_HISTORY))
     assert row.metric == "epochs to val_loss <= 0.45"
-    assert row.effect == pytest.approx(((2 - 4) + (2 - 5)) / 2)
+    # whole epochs: the median paired difference with its range, not a t-interval
+    assert (row.effect, row.lo, row.hi) == (-2.5, -3, -2)
     # val_acc >= 0.5 (accuracies: at least): batchnorm at epochs 2, 2; none at 3, 4
-    acc = one({**BN_SPEED, "metric": "val_acc", "reach": 0.5}, tables(NORM_RUNS, NORM_HISTORY))
-    assert acc.effect == pytest.approx(((2 - 3) + (2 - 4)) / 2)
+    acc = one({**epochs, "metric": "val_acc", "reach": 0.5}, tables(NORM_RUNS, NORM_HISTORY))
+    assert (acc.effect, acc.lo, acc.hi) == (-1.5, -2, -1)
     assert acc.metric == "epochs to val_acc >= 0.5"
 
 
@@ -280,7 +361,7 @@ def test_shift_accuracy_averages_the_selected_rows_per_run():
         "expect": "higher",
     }
     row = one(claim, tables(runs, shift=pd.DataFrame(rows)))
-    assert row.effect == pytest.approx(0.095)  # only the unadapted blur rows remain
+    assert row.effect == pytest.approx(9.5)  # pp  # only the unadapted blur rows remain
     assert row.metric.startswith("mean shifted accuracy (adapted=False")
     assert one({**claim, "where": {"adapted": "maybe"}}, tables(runs, shift=pd.DataFrame(rows)))[
         "verdict"
@@ -289,9 +370,9 @@ def test_shift_accuracy_averages_the_selected_rows_per_run():
 
 def test_early_stopping_stops_near_the_unstopped_validation_minimum():
     history = history_frame(
-        "early_stopping",
+        "regularization",
         {
-            "none": [
+            "none_constant": [
                 [0.9, 0.5, 0.4, 0.45, 0.6],
                 [0.9, 0.6, 0.5, 0.4, 0.5],
                 [0.8, 0.4, 0.5, 0.6, 0.7],
@@ -299,72 +380,145 @@ def test_early_stopping_stops_near_the_unstopped_validation_minimum():
         },
     )  # val_loss minima at epochs 3, 4, 2
     runs = runs_frame(
-        "early_stopping", {"none": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [3, 4, 3]}}
+        "regularization",
+        {"none_constant": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [3, 4, 3]}},
     )
     claim = {
         "kind": "special",
         "check": "early_stopping_near_minimum",
-        "ablation": "early_stopping",
+        "ablation": "regularization",
         "variant": "stop",
-        "reference": "none",
-        "tolerance": 2,
+        "reference": "none_constant",
+        "unit": "epochs",
+        "margin": 2,
     }
-    # differences 0, 0, 1: mean 0.333, CI ±1.434 → [−1.10, 1.77] lies within ±2 epochs
+    # differences 0, 0, 1: median 0 [0, 1]; TOST within ±2 epochs p 0.019
     row = one(claim, tables(runs, history))
-    assert row.effect == pytest.approx(1 / 3) and row.verdict == "supported"
-    assert one({**claim, "tolerance": 1}, tables(runs, history)).verdict == "inconclusive"
+    assert (row.effect, row.lo, row.hi) == (0, 0, 1) and row.verdict == "supported"
+    assert one({**claim, "margin": 0.5}, tables(runs, history)).verdict == "inconclusive"
     late = runs_frame(
-        "early_stopping", {"none": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [9, 9, 8]}}
+        "regularization",
+        {"none_constant": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [9, 9, 8]}},
     )
     assert one(claim, tables(late, history)).verdict == "contradicted"
+    # the stopped run is the un-stopped run (it never stopped): 0 [0, 0] is no evidence
+    same = runs_frame(
+        "regularization",
+        {"none_constant": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [3, 4, 2]}},
+    )
+    assert one(claim, tables(same, history)).verdict == "inconclusive"
     assert one({**claim, "variant": "patience3"}, tables(runs, history)).verdict == "not tested"
 
 
-SECOND_ORDER = {"kind": "special", "check": "second_order_cost", "second_order": ["lbfgs"]}
+def second_order_csv(path, newton_iters=(5, 6, 7), newton_s=(0.01, 0.02, 0.04)):
+    rows = ["problem,method,iterations,seconds,reached,s_per_iter_median"]
+    for i, size in enumerate(("d4", "d8", "d16")):
+        rows += [
+            f"{size},newton,{newton_iters[i]},1,True,{newton_s[i]}",
+            f"{size},lbfgs,20,1,True,0.001",
+            f"{size},gd,{300 * (i + 1)},1,True,0.0010",
+            f"{size},momentum,{100 * (i + 1)},1,True,0.0012",
+        ]
+    path.write_text("\n".join(rows) + "\n")
 
 
-def test_second_order_needs_fewer_but_costlier_iterations(tmp_path):
-    csv = tmp_path / "second_order.csv"
-    csv.write_text(
-        "method,iterations,seconds,reached,s_per_iter\n"
-        "lbfgs,20,1.0,True,0.05\nadam,500,0.5,True,0.001\ngd,2000,1.0,False,0.0005\n"
-    )
-    row = one(SECOND_ORDER, tables(scale_dir=tmp_path))
-    assert row.verdict == "supported" and row.effect == pytest.approx(20 / 500)
-    assert "lbfgs 20.0, adam 500" in row.detail
-    csv.write_text("method,iterations,seconds,reached\nlbfgs,20,0.01,True\nadam,500,0.5,True\n")
-    # without s_per_iter: seconds / iterations = 0.0005 vs 0.001 → not costlier per iteration
-    assert one(SECOND_ORDER, tables(scale_dir=tmp_path)).verdict == "contradicted"
-    csv.write_text("method,iterations,seconds,reached\nlbfgs,20,1,False\nadam,500,0.5,True\n")
-    assert one(SECOND_ORDER, tables(scale_dir=tmp_path)).verdict == "inconclusive"
-    csv.unlink()
-    assert one(SECOND_ORDER, tables(scale_dir=tmp_path)).verdict == "not tested"
-    csv.write_text("method,seconds\nlbfgs,1\n")
+ITERATIONS = {"kind": "special", "check": "second_order_iterations", "unit": "x", "margin": 2,
+              "expect": "higher"}  # fmt: skip
+
+
+def test_newton_needs_fewer_iterations_as_a_ratio_over_problems(tmp_path):
+    second_order_csv(tmp_path / "second_order.csv")
+    # best first-order (momentum) / newton: 100/5, 200/6, 300/7 → geometric mean 30.4
+    row = one(ITERATIONS, tables(scale_dir=tmp_path))
+    assert row.effect == pytest.approx((20 * 200 / 6 * 300 / 7) ** (1 / 3))
+    assert row.lo < row.effect < row.hi and row.seeds == 3 and row.verdict == "supported"
+    second_order_csv(tmp_path / "second_order.csv", newton_iters=(400, 900, 1200))
+    assert one(ITERATIONS, tables(scale_dir=tmp_path)).verdict == "contradicted"
+    (tmp_path / "second_order.csv").unlink()
+    assert one(ITERATIONS, tables(scale_dir=tmp_path)).verdict == "not tested"
+    (tmp_path / "second_order.csv").write_text("method,seconds\nnewton,1\n")
     with pytest.raises(ClaimsError, match="lacks the column"):
-        one(SECOND_ORDER, tables(scale_dir=tmp_path))
+        one(ITERATIONS, tables(scale_dir=tmp_path))
+
+
+def test_newton_step_time_is_a_repeated_measurement_ratio(tmp_path):
+    second_order_csv(tmp_path / "second_order.csv")
+    step = {**ITERATIONS, "check": "second_order_step_time"}
+    row = one(step, tables(scale_dir=tmp_path))  # newton / gd: 10, 20, 40
+    assert row.effect == pytest.approx(20.0) and row.verdict == "supported"
+    second_order_csv(tmp_path / "second_order.csv", newton_s=(0.001, 0.0009, 0.0011))
+    assert one(step, tables(scale_dir=tmp_path)).verdict == "no meaningful effect"
+
+
+def test_extrapolated_cost_against_a_declared_budget(tmp_path):
+    def write(value, lo, hi):
+        point = {"value": value, "lo": lo, "hi": hi, "n": 1e6}
+        fit = {"slope": 1.99, "lo": 1.94, "hi": 2.02, "points": 3}
+        family = {"n_params": [50, 90, 170], "memory_exponent": fit,
+                  "extrapolation": {"1e+06": {"peak_bytes": point}}}  # fmt: skip
+        (tmp_path / "second_order.json").write_text(json.dumps({"families": {"logreg": family}}))
+
+    claim = {"kind": "special", "check": "second_order_at_scale", "quantity": "peak_bytes",
+             "at": 1000000, "budget": 8e10, "budget_reason": "80 GB", "unit": "x", "margin": 1,
+             "expect": "higher"}  # fmt: skip
+    write(2e13, 1.4e13, 3e13)
+    row = one(claim, tables(scale_dir=tmp_path))
+    assert row.effect == pytest.approx(250) and row.verdict == "supported"
+    assert "exponent 1.99 [1.94, 2.02]" in row.detail
+    write(2e13, 1e9, 3e13)
+    assert one(claim, tables(scale_dir=tmp_path)).verdict == "inconclusive"
+    write(1e9, 5e8, 2e9)
+    assert one(claim, tables(scale_dir=tmp_path)).verdict == "contradicted"
+
+
+def test_ledger_and_tables_agree_on_a_shared_comparison():
+    from study.analysis.tables import summarize
+
+    runs = REG[REG["variant"] != "l2"]  # one comparison: the same Holm family size, 1
+    table = summarize(runs, "regularization", "none", ["none", "dropout"])
+    row = table[table["variant"] == "dropout"].iloc[0]
+    claim = one(DROPOUT, tables(runs))
+    assert claim.effect == pytest.approx(100 * row["test_acc_diff"])
+    table_interval = (100 * row["test_acc_diff_lo"], 100 * row["test_acc_diff_hi"])
+    assert (claim.lo, claim.hi) == pytest.approx(table_interval)
+    assert claim.detectable_effect == pytest.approx(100 * row["test_acc_mde"])
+    assert (claim.verdict, row["test_acc_verdict"]) == ("supported", "better")
+    planted = one({**DROPOUT, "variant": "l2"}, tables(REG))
+    l2 = summarize(REG, "regularization", "none", ["none", "l2"])
+    assert (planted.verdict, l2.iloc[1]["test_acc_verdict"]) == ("inconclusive", "inconclusive")
+
+
+KEYS = "unit: fraction, margin: 0.5, margin_reason: r"
 
 
 @pytest.mark.parametrize(
     ("yaml_text", "problem"),
     [
         ("claims: 3", "claims=3 must be a list of claims"),
-        ("claims:\n  - {id: A, claim: x, kind: diverges}",
+        (f"claims:\n  - {{id: A, claim: x, kind: diverges, {KEYS}}}",
          r"claim #1: id='A' must match \[a-z0-9_.-\]\+"),
-        ("claims:\n  - {id: a, claim: x, kind: guess}",
+        (f"claims:\n  - {{id: a, claim: x, kind: guess, {KEYS}}}",
          "kind='guess' must be one of compare, near_best, diverges, special"),
-        ("claims:\n  - {id: a, claim: x, kind: diverges, colour: red}", "unknown key 'colour'"),
-        ("claims:\n  - {id: a, claim: x, kind: diverges}\n  - {id: a, claim: y, kind: diverges}",
-         "duplicate id"),
-        ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
-         " expect: up, variant: e}", "expect='up' must be one of higher, lower"),
-        ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
-         " expect: higher}", "exactly one of 'variant' or 'variants'"),
-        ("claims:\n  - {id: a, claim: x, kind: special, check: vibes}",
+        (f"claims:\n  - {{id: a, claim: x, kind: diverges, colour: red, {KEYS}}}",
+         "unknown key 'colour'"),
+        (f"claims:\n  - {{id: a, claim: x, kind: diverges, {KEYS}}}\n"
+         f"  - {{id: a, claim: y, kind: diverges, {KEYS}}}", "duplicate id"),
+        (f"claims:\n  - {{id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
+         f" expect: up, variant: e, {KEYS}}}", "expect='up' must be one of higher, lower"),
+        (f"claims:\n  - {{id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
+         f" expect: higher, {KEYS}}}", "exactly one of 'variant' or 'variants'"),
+        (f"claims:\n  - {{id: a, claim: x, kind: special, check: vibes, {KEYS}}}",
          "check='vibes' must be one of early_stopping_near_minimum"),
-        ("claims:\n  - {id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
-         " expect: lower, variant: e, source: history}", "needs at_epoch or reach"),
-        ("claims:\n  - {id: a, claim: x, kind: special, check: early_stopping_near_minimum}",
-         "missing keys 'ablation', 'reference', 'variant'"),
+        (f"claims:\n  - {{id: a, claim: x, kind: compare, ablation: b, reference: c, metric: d,"
+         f" expect: lower, variant: e, source: history, {KEYS}}}", "needs at_epoch or reach"),
+        (f"claims:\n  - {{id: a, claim: x, kind: special, check: early_stopping_near_minimum,"
+         f" {KEYS}}}", "missing keys 'ablation', 'reference', 'variant'"),
+        ("claims:\n  - {id: a, claim: x, kind: diverges, unit: fraction, margin: 0.5}",
+         "missing key 'margin_reason'"),
+        (f"claims:\n  - {{id: a, claim: x, kind: diverges, {KEYS.replace('fraction', 'percent')}}}",
+         "unit='percent' must be one of pp, loss, fraction"),
+        ("claims:\n  - {id: a, claim: x, kind: special, check: second_order_iterations,"
+         " expect: higher, unit: x, margin: 0.5, margin_reason: r}", "must be above 1"),
     ],
 )  # fmt: skip
 def test_malformed_claims_fail_with_one_line_naming_the_claim(tmp_path, yaml_text, problem):
@@ -372,19 +526,20 @@ def test_malformed_claims_fail_with_one_line_naming_the_claim(tmp_path, yaml_tex
     path.write_text(yaml_text)
     with pytest.raises(ClaimsError, match=problem) as err:
         load_claims(path)
-    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
-def test_the_ledger_loads_and_is_not_tested_without_results(tmp_path):
+def test_the_ledger_declares_every_claim_and_is_not_tested_without_results(tmp_path):
     claims = load_claims(ROOT / "conf" / "claims.yaml")
     ids = {c["id"] for c in claims}
+    assert len(claims) >= 16
     assert {
-        "reg_gap",
-        "l1_sparsity",
-        "adam_default",
-        "high_lr_diverges",
-        "second_order_cost",
-    } <= ids
+        "reg_gap", "reg_curbs_overfitting", "l1_sparsity", "early_stopping_test_loss",
+        "adagrad_decays", "adam_default_modern", "schedulefree_matches_schedule",
+        "muon_beats_adamw", "high_lr_diverges", "second_order_iterations",
+        "second_order_step_time", "second_order_memory_at_scale",
+    } <= ids  # fmt: skip
+    assert all(c["margin_reason"] and c["margin"] > 0 for c in claims)
     result = evaluate(claims, tables(scale_dir=tmp_path))
     assert set(result.verdict) == {"not tested"}
     assert len(result) == len(claims)
@@ -397,7 +552,8 @@ def test_evaluate_claims_reads_the_tables_folder(tmp_path):
     claims = tmp_path / "claims.yaml"
     claims.write_text(
         "claims:\n  - {id: drop, claim: Dropout helps., kind: compare, ablation: regularization,\n"
-        "     reference: none, variant: dropout, metric: test_acc, expect: higher}\n"
+        "     reference: none, variant: dropout, metric: test_acc, expect: higher, unit: pp,\n"
+        "     margin: 0.5, margin_reason: resolution}\n"
     )
     result = evaluate_claims(claims, tables_dir)
     assert result.loc[0, "verdict"] == "supported"

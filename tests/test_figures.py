@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -299,7 +300,7 @@ def test_every_figure_is_written_as_png_and_svg(study, drawn):
     scale_dir, ablations = study
     for name, abl in ablations.items():
         out = scale_dir / "figures" / name
-        expected = ["learning_curves", "test_accuracy", *abl.figures]
+        expected = ["learning_curves", "test_accuracy", "forest", *abl.figures]
         assert list(drawn[name]) == expected
         for fig in expected:
             png = (out / f"{fig}.png").read_bytes()
@@ -448,5 +449,31 @@ def test_a_figure_an_ablation_cannot_have_is_refused_with_one_line(study):
     assert figures.check_figures(ablations["grid"]) == [
         "learning_curves",
         "test_accuracy",
+        "forest",
         "grid_heatmap",
     ]
+
+
+def test_the_forest_plot_draws_one_row_per_claim_and_one_panel_per_unit():
+    from study.figures.forest import draw_forest, ledger_rows
+
+    ledger = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e"],
+            "unit": ["pp", "loss", "pp", "x", "fraction"],
+            "test": ["difference", "difference", "noninferiority", "difference", "threshold"],
+            "effect": [2.3, -0.05, float("nan"), 30.0, 1.0],
+            "lo": [0.9, -0.09, float("nan"), 10.0, 0.59],
+            "hi": [3.8, -0.01, float("nan"), 90.0, 1.0],
+            "margin": [0.5, 0.02, 1.0, 2.0, 0.5],
+            "verdict": ["supported", "contradicted", "not tested", "inconclusive", "supported"],
+        }
+    )
+    fig = draw_forest(ledger_rows(ledger))
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert sorted(labels) == ["a", "b", "c", "d", "e"] and len(fig.axes) == 4
+    assert fig.axes[0].get_yticklabels()[0].get_text() == "c"  # pp panel, ledger order top-down
+    assert fig.axes[2].get_xscale() == "log"  # ratios
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"supported", "contradicted", "inconclusive", "threshold"} <= set(legend)
+    plt.close(fig)

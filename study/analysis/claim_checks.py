@@ -1,30 +1,37 @@
-"""Special claims: checks that fit no generic kind (``kind: special`` with a ``check`` name)."""
+"""Special claims: checks that fit no generic kind (``kind: special`` with a ``check`` name).
+
+Each returns what the generic kinds return (study.analysis.claim_kinds): an Estimate in the
+claim's unit, the test it is judged by and the numbers behind it. Ratios ("x") are estimated on
+the log scale, where "no effect" is 0 and a ratio margin m is the band ±log m, and shown back as
+ratios (``log: True``).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from study import contracts
-from study.analysis.claim_kinds import _describe, _not_tested
+from study.analysis.claim_kinds import _not_tested, describe, paired_estimate
+from study.analysis.claim_rule import Estimate
 from study.analysis.claim_values import ClaimTables, _matches, run_values
 from study.analysis.claims_file import ClaimsError
-from study.analysis.stats import fmt, paired_diff
+from study.analysis.stats import NAN, fmt, mean_ci, tost_paired
 
 
 def early_stopping_near_minimum(t: ClaimTables, c: dict) -> dict:
     """Early stopping returns the model of (about) the epoch where the un-stopped run's
-    validation loss is lowest.
-
-    Per seed: the stopped variant's ``best_epoch`` minus the epoch of the lowest val_loss in the
-    reference (un-stopped) run's history. Supported if the 95% interval of the mean lies within
-    ±``tolerance`` epochs (an equivalence test), contradicted if it lies entirely outside.
-    """
+    validation loss is lowest: per seed, the stopped variant's ``best_epoch`` minus the epoch of
+    the lowest val_loss in the reference run's history, as the median with its range; an
+    equivalence claim within ±margin epochs (TOST p). The reference must train on past the stop
+    (a schedule that does not anneal to the end), or the two runs are the same run and the check
+    cannot fail."""
     ablation, variant, ref = c["ablation"], c["variant"], c["reference"]
-    tol = float(c.get("tolerance", 2))
     stopped = run_values(t, {**c, "metric": "best_epoch", "source": "runs"}, ablation, variant)
     h = t.history
     if stopped is None or "ablation" not in h or "val_loss" not in h:
@@ -33,94 +40,137 @@ def early_stopping_near_minimum(t: ClaimTables, c: dict) -> dict:
     if h.empty:
         return _not_tested(f"no history of the reference {ablation}/{ref}")
     minimum = h.loc[h.groupby("seed")["val_loss"].idxmin()].set_index("seed")["epoch"]
-    d = paired_diff(stopped, minimum.astype(float))
-    if not (np.isfinite(d.lo) and np.isfinite(d.hi)):
-        result = "inconclusive"
-    elif -tol <= d.lo and d.hi <= tol:
-        result = "supported"
-    elif d.lo > tol or d.hi < -tol:
-        result = "contradicted"
-    else:
-        result = "inconclusive"
+    minimum = minimum.astype(float)
+    est = paired_estimate(stopped, minimum, "epochs")
+    est = est._replace(p=tost_paired(stopped, minimum, float(c["margin"]))[0])
     name = f"{variant} best_epoch - val_loss minimum of {ref}"
-    return {
-        "effect": d.diff,
-        "lo": d.lo,
-        "hi": d.hi,
-        "verdict": result,
-        "detail": _describe(name, d) + f", tolerance ±{fmt(tol)} epochs",
-    }
+    return {"estimate": est, "test": "equivalence", "detail": describe(name, est, "epochs")}
 
 
-def _second_order_table(path) -> pd.DataFrame:
-    """The benchmark's table with ``seconds_per_iter`` (computed from the totals if absent)."""
+def _second_order_table(t: ClaimTables, c: dict) -> pd.DataFrame | None:
+    path = t.scale_dir / c.get("file", "second_order.csv")
+    if not path.exists():
+        return None
     try:
         df = contracts.read_csv(path, contracts.SECOND_ORDER)
         contracts.require_columns(df, contracts.SECOND_ORDER, path)
     except contracts.ContractError as e:
         raise ClaimsError(f"{e}; rerun the benchmark") from None
-    # study.experiments.second_order writes s_per_iter; compute it for files with only the totals.
-    if "seconds_per_iter" not in df:
-        if "s_per_iter" in df:
-            df["seconds_per_iter"] = df["s_per_iter"]
-        else:
-            df["seconds_per_iter"] = df["seconds"] / df["iterations"].clip(lower=1)
     return df
 
 
-def second_order_cost(t: ClaimTables, c: dict) -> dict:
-    """Second-order methods reach the target in fewer iterations, each costing more time.
+def _methods(df: pd.DataFrame, c: dict) -> tuple[str, list[str]]:
+    """The second-order method and the first-order ones (neither it nor a quasi-Newton one)."""
+    second = c.get("method", "newton")
+    skip = {second, *c.get("quasi_newton", ["lbfgs"])}
+    return second, sorted(m for m in set(df["method"]) if m not in skip)
 
-    From ``<scale-dir>/<file>`` (columns method, iterations, seconds, reached and optionally
-    seconds_per_iter or s_per_iter), as written by study.experiments.second_order.
-    Supported if every second-order method needs fewer iterations (mean over the rows that
-    reached the target) than the best first-order method AND takes more seconds per iteration
-    than the slowest first-order method; contradicted if either part fails. The effect is the
-    iteration ratio (worst second-order / best first-order). No interval: these are single
-    measurements.
-    """
-    path = t.scale_dir / c.get("file", "second_order.csv")
+
+def _log_ratio_estimate(ratios: pd.Series) -> Estimate:
+    """Mean log ratio over problems with its t-interval and one-sample t p (log scale)."""
+    logs = np.log(ratios[np.isfinite(ratios) & (ratios > 0)].to_numpy(float))
+    m = mean_ci(logs)
+    if m.n < 2:
+        return Estimate(m.mean, NAN, NAN, NAN, m.n)
+    p = float(sps.ttest_1samp(logs, 0.0).pvalue) if m.std > 0 else 2.0 ** (1 - m.n)
+    return Estimate(m.mean, m.lo, m.hi, p, m.n, m.std)
+
+
+def _per_problem(df: pd.DataFrame, c: dict, column: str, reached_only: bool) -> pd.DataFrame:
+    second, first = _methods(df, c)
+    rows = df[_matches(df["reached"], [True, 1, "yes"])] if reached_only else df
+    value = rows.assign(v=pd.to_numeric(rows[column], errors="coerce"))
+    wide = value.pivot_table(index="problem", columns="method", values="v", aggfunc="min")
+    if second not in wide or not any(m in wide for m in first):
+        return pd.DataFrame()
+    best_first = wide[[m for m in first if m in wide]].min(axis=1)
+    return pd.DataFrame({"second": wide[second], "first": best_first}).dropna()
+
+
+def _ratio_claim(
+    t: ClaimTables, c: dict, column: str, reached: bool, word: str, first_over_second: bool
+) -> dict:
+    df = _second_order_table(t, c)
+    if df is None:
+        return _not_tested(f"no {c.get('file', 'second_order.csv')}")
+    if column not in df:
+        return _not_tested(f"second_order.csv has no {column}; rerun the benchmark")
+    table = _per_problem(df, c, column, reached)
+    if table.empty:
+        return _not_tested("no problem where both a second- and a first-order method " + word)
+    ratios = table["first"] / table["second"] if first_over_second else None
+    if ratios is None:
+        ratios = table["second"] / table["first"]
+    est = _log_ratio_estimate(ratios)
+    each = ", ".join(f"{p} {fmt(r)}x" for p, r in ratios.items())
+    shown = Estimate(*(math.exp(v) for v in est[:3]), est.p, est.n)
+    return {
+        "estimate": est,
+        "log": True,
+        "test": "difference",
+        "detail": describe(f"geometric mean over {est.n} problems", shown, "x") + f" ({each})",
+    }
+
+
+def second_order_iterations(t: ClaimTables, c: dict) -> dict:
+    """Iterations to the target of the best first-order method divided by Newton's, per problem
+    (both must reach it), as a geometric mean over problems with its t-interval on the logs."""
+    return _ratio_claim(t, c, "iterations", True, "reached the target", True)
+
+
+def second_order_step_time(t: ClaimTables, c: dict) -> dict:
+    """Newton's seconds per iteration (median of timed repeats) divided by the fastest
+    first-order method's, per problem, as a geometric mean over problems (t on the logs)."""
+    return _ratio_claim(t, c, "s_per_iter_median", False, "was timed", False)
+
+
+def second_order_at_scale(t: ClaimTables, c: dict) -> dict:
+    """Newton's fitted cost per iteration (``quantity``: s_per_iter or peak_bytes) extrapolated
+    to ``at`` parameters, as a multiple of the declared ``budget``, with the interval of the
+    fitted power law; from the family measured at the most sizes. A threshold claim: the whole
+    interval above 1 (the budget) supports it."""
+    path = t.scale_dir / c.get("file", "second_order.json")
     if not path.exists():
         return _not_tested(f"no {path.name}")
-    df = _second_order_table(path)
-    second_names = set(c.get("second_order", ["lbfgs"]))
-    is_second = df["method"].isin(second_names)
-    if not is_second.any() or is_second.all():
-        return _not_tested(f"{path.name} needs both first- and second-order methods")
-    reached = df[_matches(df["reached"], [True, 1, "yes"])]
-    iters = reached.groupby("method")["iterations"].mean()
-    spi = df.groupby("method")["seconds_per_iter"].mean()
-    second = sorted(set(df.loc[is_second, "method"]))
-    first = sorted(set(df.loc[~is_second, "method"]))
-    spi_text = ", ".join(f"{m} {fmt(spi[m])} s/iter" for m in second + first)
-    if not all(m in iters for m in second) or not any(m in iters for m in first):
-        return {
-            "effect": math.nan,
-            "lo": math.nan,
-            "hi": math.nan,
-            "verdict": "inconclusive",
-            "detail": f"not every method reached the target; {spi_text}",
-        }
-    best_first = min((m for m in first if m in iters), key=lambda m: iters[m])
-    fewer = all(iters[m] < iters[best_first] for m in second)
-    costlier = all(spi[m] > spi[first].max() for m in second)
-    ratio = max(iters[m] for m in second) / iters[best_first]
-    iter_text = ", ".join(f"{m} {fmt(iters[m])}" for m in second + [best_first])
-    return {
-        "effect": float(ratio),
-        "lo": math.nan,
-        "hi": math.nan,
-        "verdict": "supported" if fewer and costlier else "contradicted",
-        "detail": f"iterations to target: {iter_text} (best first-order); {spi_text}",
+    try:
+        families = json.loads(path.read_text())["families"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ClaimsError(
+            f"{path}: unreadable ({type(e).__name__}: {e}); rerun the benchmark"
+        ) from None
+    key, quantity, budget = f"{float(c['at']):.0e}", c["quantity"], float(c["budget"])
+    found = {
+        name: f["extrapolation"][key][quantity]
+        for name, f in families.items()
+        if key in f.get("extrapolation", {}) and quantity in f["extrapolation"][key]
     }
+    if not found:
+        return _not_tested(f"{path.name} has no {quantity} extrapolated to {key} parameters")
+    name = max(found, key=lambda n: len(families[n].get("n_params", [])))
+    pred = found[name]
+    est = Estimate(pred["value"] / budget, pred["lo"] / budget, pred["hi"] / budget, NAN, 0)
+    fit = "time_exponent" if quantity == "s_per_iter" else "memory_exponent"
+    exponent = families[name].get(fit) or {"slope": NAN, "lo": NAN, "hi": NAN, "points": 0}
+    each = "; ".join(f"{n} {fmt(p['value'] / budget)}x" for n, p in found.items())
+    detail = (
+        f"{name}: {quantity} at {key} parameters = {fmt(est.effect)}x the budget of "
+        f"{fmt(budget)} [{fmt(est.lo)}, {fmt(est.hi)}], fitted exponent "
+        f"{fmt(exponent['slope'])} [{fmt(exponent['lo'])}, {fmt(exponent['hi'])}] over "
+        f"{exponent['points']} sizes (all families: {each})"
+    )
+    return {"estimate": est, "test": "threshold", "detail": detail}
 
 
 # The special checks named by claims (schemas/claims.schema.yaml), and the metric each shows.
 CHECK_METRICS = {
-    "early_stopping_near_minimum": "best_epoch - val_loss argmin (epochs)",
-    "second_order_cost": "iterations ratio (second/first order)",
+    "early_stopping_near_minimum": "best_epoch - val_loss argmin",
+    "second_order_iterations": "iterations to target, best first-order / Newton",
+    "second_order_step_time": "s per iteration, Newton / fastest first-order",
+    "second_order_at_scale": "extrapolated cost per iteration / budget",
 }
 CHECKS: dict[str, Callable[[ClaimTables, dict], dict]] = {
     "early_stopping_near_minimum": early_stopping_near_minimum,
-    "second_order_cost": second_order_cost,
+    "second_order_iterations": second_order_iterations,
+    "second_order_step_time": second_order_step_time,
+    "second_order_at_scale": second_order_at_scale,
 }

@@ -1,7 +1,10 @@
 """The claim kinds of the ledger: ``compare``, ``near_best`` and ``diverges``.
 
-Each takes the tables and one claim and returns the effect, its 95% interval, the verdict and a
-sentence with the numbers behind it.
+Each takes the tables and one claim and returns what was measured, in the claim's unit: an
+:class:`~study.analysis.claim_rule.Estimate` (effect, 95% interval, the p-value of the claim's
+own test, pairs, spread), the test it is judged by and a sentence with the numbers behind it. The
+verdict is not decided here: the ledger (study.analysis.claims) first Holm-adjusts the p-values
+of all claims, then applies the one rule of study.analysis.claim_rule.
 """
 
 from __future__ import annotations
@@ -12,18 +15,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from study.analysis.claim_rule import Estimate, unit_scale
 from study.analysis.claim_values import ClaimTables, _metric_label, run_values
-from study.analysis.stats import fmt, mean_ci, paired_diff, verdict
+from study.analysis.stats import (
+    NAN,
+    fmt,
+    mean_ci,
+    median_range,
+    paired_diff,
+    permutation_p,
+    proportion_ci,
+    tost_paired,
+)
 
 
 def _not_tested(detail: str) -> dict:
-    return {
-        "effect": math.nan,
-        "lo": math.nan,
-        "hi": math.nan,
-        "verdict": "not tested",
-        "detail": detail,
-    }
+    return {"estimate": None, "test": "difference", "detail": detail}
 
 
 def _absent(t: ClaimTables, c: dict, ablation: str, variant: str) -> str:
@@ -41,19 +48,28 @@ def _signed(x) -> str:
     return "+" + s if isinstance(x, float | int) and np.isfinite(x) and x > 0 else s
 
 
-def _directional(lo: float, hi: float, expect: str) -> str:
-    v = verdict(lo, hi, higher_is_better=expect == "higher")
-    return {"better": "supported", "worse": "contradicted"}.get(v, "inconclusive")
-
-
-def _describe(name: str, d) -> str:
-    text = f"{name}: {_signed(d.diff)}"
-    if np.isfinite(d.lo):
-        text += f" [{fmt(d.lo)}, {fmt(d.hi)}]"
-    text += f", {d.n} paired seed{'s' if d.n != 1 else ''}"
-    if np.isfinite(d.p):
-        text += f", p {fmt(d.p, 2)}"
+def describe(name: str, e: Estimate, unit: str) -> str:
+    text = f"{name}: {_signed(e.effect)} {unit}"
+    if np.isfinite(e.lo):
+        text += f" [{fmt(e.lo)}, {fmt(e.hi)}]"
+    text += f", {e.n} paired seed{'s' if e.n != 1 else ''}"
+    if np.isfinite(e.p):
+        text += f", p {fmt(e.p, 2)}"
     return text
+
+
+def paired_estimate(a: pd.Series, b: pd.Series, unit: str) -> Estimate:
+    """Mean paired difference with its t-interval and p; for whole epochs, the median paired
+    difference with its range and the exact sign-flip p (a t-interval on integers invents
+    impossible values)."""
+    if unit == "epochs":
+        a, b = a.align(b, join="inner")
+        d = (a - b).dropna()
+        r = median_range(d)
+        sd = float(d.std(ddof=1)) if len(d) > 1 else NAN
+        return Estimate(r.estimate, r.lo, r.hi, permutation_p(d) if len(d) else NAN, r.n, sd)
+    d = paired_diff(a, b)
+    return Estimate(d.diff, d.lo, d.hi, d.p, d.n, d.sd)
 
 
 def _variants(t: ClaimTables, c: dict) -> list[str]:
@@ -65,113 +81,114 @@ def _variants(t: ClaimTables, c: dict) -> list[str]:
     return list(c["variants"])
 
 
-def _combined(verdicts: list[str], combine: str) -> str:
-    """The verdict of several comparisons: ``all`` must all hold, ``any`` needs one to hold."""
-    if combine == "all":
-        if all(v == "supported" for v in verdicts):
-            return "supported"
-        return "contradicted" if "contradicted" in verdicts else "inconclusive"
-    if "supported" in verdicts:
-        return "supported"
-    return "contradicted" if all(v == "contradicted" for v in verdicts) else "inconclusive"
+def _scaled(t: ClaimTables, c: dict, ablation: str, variant: str) -> pd.Series | None:
+    values = run_values(t, c, ablation, variant)
+    return None if values is None else values * unit_scale(c["unit"])
+
+
+def _guard(t: ClaimTables, c: dict, present: dict, base_ref: str) -> dict | None:
+    """The claim's guard: a second metric that must not get meaningfully worse (e.g. test
+    accuracy for "curbs overfitting"), measured like the main one."""
+    g = c.get("guard")
+    if not g:
+        return None
+    gc = {**c, "metric": g["metric"], "unit": g["unit"], "source": "runs"}
+    base = _scaled(t, gc, c["ablation"], base_ref)
+    values = {v: _scaled(t, gc, c["ablation"], v) for v in present}
+    if base is None or any(s is None for s in values.values()):
+        return {"lo": NAN, "hi": NAN, **g, "text": f"no {g['metric']} to check"}
+    e = paired_estimate(pd.concat(values, axis=1).mean(axis=1, skipna=False), base, g["unit"])
+    return {"lo": e.lo, "hi": e.hi, **g, "text": describe(f"guard {g['metric']}", e, g["unit"])}
 
 
 def compare(t: ClaimTables, c: dict) -> dict:
-    """Variant(s) minus the reference variant, paired by seed; the CI decides.
+    """Variant(s) minus the reference variant, paired by seed, in the claim's unit.
 
-    With several variants, ``combine`` says how: ``all`` (default) compares each variant
-    separately and is supported only if every comparison is, contradicted if any is (effect: the
-    mean of the differences, interval: the envelope of the intervals); ``any`` is supported if at
-    least one comparison is and contradicted only if all are; ``mean`` averages the variants
-    seed by seed and makes a single paired comparison. Variants without runs are skipped and
-    named in the detail; if none has runs the claim is not tested.
+    With several variants, ``combine`` says how: ``mean`` averages the variants seed by seed
+    into one comparison; ``all`` is judged on the weakest comparison (largest p: an
+    intersection-union test needs no correction), ``any`` on the strongest with its p times the
+    number of variants (Bonferroni within the claim). ``test: equivalence`` uses the TOST p.
     """
-    ablation, ref = c["ablation"], c["reference"]
-    base = run_values(t, c, ablation, ref)
+    ablation, ref, unit = c["ablation"], c["reference"], c["unit"]
+    base = _scaled(t, c, ablation, ref)
     if base is None:
         return _not_tested(_absent(t, c, ablation, ref))
     variants = _variants(t, c)
-    present = {v: s for v in variants if (s := run_values(t, c, ablation, v)) is not None}
+    present = {v: s for v in variants if (s := _scaled(t, c, ablation, v)) is not None}
     absent = [v for v in variants if v not in present]
     note = f"; no runs of {', '.join(absent)}" if absent else ""
     if not present:
         return _not_tested(_absent(t, c, ablation, ", ".join(variants) or "*"))
+    test = c.get("test", "difference")
     combine = c.get("combine", "all")
+    each = {v: paired_estimate(s, base, unit) for v, s in present.items()}
     if combine == "mean" or len(present) == 1:
         values = pd.concat(present, axis=1).mean(axis=1, skipna=False)
-        d = paired_diff(values, base)
+        est = paired_estimate(values, base, unit)
         name = f"{'mean of ' if len(present) > 1 else ''}{', '.join(present)} - {ref}"
-        detail = _describe(name, d)
+        if test == "equivalence":
+            est = est._replace(p=tost_paired(values, base, float(c["margin"]))[0])
+        detail = describe(name, est, unit)
         if len(present) > 1:  # each variant's own difference, so a mean does not hide one
-            each = (f"{v} {_signed(paired_diff(s, base).diff)}" for v, s in present.items())
-            detail += f" (each: {', '.join(each)})"
-        return {
-            "effect": d.diff,
-            "lo": d.lo,
-            "hi": d.hi,
-            "verdict": _directional(d.lo, d.hi, c["expect"]),
-            "detail": detail + note,
-        }
-    diffs = {v: paired_diff(s, base) for v, s in present.items()}
-    verdicts = [_directional(d.lo, d.hi, c["expect"]) for d in diffs.values()]
-    overall = _combined(verdicts, combine)
-    parts = [
-        f"{_describe(f'{v} - {ref}', d)} ({verdict_})"
-        for (v, d), verdict_ in zip(diffs.items(), verdicts, strict=True)
-    ]
+            detail += f" (each: {', '.join(f'{v} {_signed(e.effect)}' for v, e in each.items())})"
+    else:
+        pick = max if combine == "all" else min
+        chosen = pick(each, key=lambda v: each[v].p if np.isfinite(each[v].p) else 1.0)
+        est = each[chosen]
+        if combine == "any":
+            est = est._replace(p=min(1.0, est.p * len(each)))
+        detail = f"{combine}, judged on {chosen}: " + "; ".join(
+            describe(f"{v} - {ref}", e, unit) for v, e in each.items()
+        )
     return {
-        "effect": float(np.mean([d.diff for d in diffs.values()])),
-        "lo": float(np.min([d.lo for d in diffs.values()])),
-        "hi": float(np.max([d.hi for d in diffs.values()])),
-        "verdict": overall,
-        "detail": f"{combine}: " + "; ".join(parts) + note,
+        "estimate": est,
+        "test": test,
+        "detail": detail + note,
+        "guard": _guard(t, c, present, ref),
     }
 
 
-def near_best(t: ClaimTables, c: dict) -> dict:
-    """The variant is at most ``tolerance`` worse than the best other variant (paired by seed).
+def _noninferiority_p(e: Estimate, margin: float, sign: float) -> float:
+    """One-sided p of "the variant is worse than the best by at least ``margin``"."""
+    g = sign * e.effect
+    if e.n < 2 or not (np.isfinite(g) and np.isfinite(e.sd)):
+        return NAN
+    if e.sd == 0.0:
+        return 0.5**e.n if g > -margin else 1.0
+    return float(sps.t.sf((g + margin) / (e.sd / math.sqrt(e.n)), e.n - 1))
 
-    The best other variant is the one with the best mean (among ``among`` if given). Supported if
-    the whole interval of (variant − best) lies above −tolerance in the good direction,
-    contradicted if it lies entirely beyond −tolerance, else inconclusive.
-    """
-    ablation, variant, tol = c["ablation"], c["variant"], float(c["tolerance"])
-    own = run_values(t, c, ablation, variant)
+
+def near_best(t: ClaimTables, c: dict) -> dict:
+    """The variant is at most ``margin`` worse than the best other variant (paired by seed):
+    a non-inferiority test. The best other variant is the one with the best mean (among
+    ``among`` if given); the variant itself being best is fine."""
+    ablation, variant, unit = c["ablation"], c["variant"], c["unit"]
+    own = _scaled(t, c, ablation, variant)
     if own is None:
         return _not_tested(_absent(t, c, ablation, variant))
     found = t.runs.loc[t.runs["ablation"] == ablation, "variant"]
-    others = [v for v in (c.get("among") or dict.fromkeys(found)) if v != variant]
-    values = {v: s for v in others if (s := run_values(t, c, ablation, v)) is not None}
-    means = {v: mean_ci(s).mean for v, s in values.items()}
-    means = {v: m for v, m in means.items() if np.isfinite(m)}
+    wanted = c.get("among") or list(dict.fromkeys(found))
+    others = [v for v in wanted if v != variant]
+    values = {v: s for v in others if (s := _scaled(t, c, ablation, v)) is not None}
+    missing = [v for v in others if v not in values]
+    if c.get("among") and missing:
+        return _not_tested(f"no runs of {', '.join(f'{ablation}/{v}' for v in missing)}")
+    means = {v: m for v, s in values.items() if np.isfinite(m := mean_ci(s).mean)}
     if not means:
         return _not_tested(f"no other variant of {ablation} to compare {variant} with")
     sign = 1.0 if c["expect"] == "higher" else -1.0
     best = max(means, key=lambda v: sign * means[v])
-    d = paired_diff(own, values[best])
-    # Orient so that positive means "variant better", then test against the tolerance band.
-    glo, ghi = sorted((sign * d.lo, sign * d.hi))
-    if not (np.isfinite(glo) and np.isfinite(ghi)):
-        result = "inconclusive"
-    elif glo >= -tol:
-        result = "supported"
-    elif ghi < -tol:
-        result = "contradicted"
-    else:
-        result = "inconclusive"
-    detail = _describe(f"{variant} - best other ({best})", d) + f", tolerance {fmt(tol)}"
-    return {"effect": d.diff, "lo": d.lo, "hi": d.hi, "verdict": result, "detail": detail}
+    est = paired_estimate(own, values[best], unit)
+    est = est._replace(p=_noninferiority_p(est, float(c["margin"]), sign))
+    detail = describe(f"{variant} - best other ({best})", est, unit)
+    return {"estimate": est, "test": "noninferiority", "detail": detail}
 
 
 def diverges(t: ClaimTables, c: dict) -> dict:
-    """Runs at too high a learning rate diverge.
-
-    Looks at the runs with lr > ``lr_above`` or, without it, at the highest learning rate of each
-    (ablation, variant) grid, in the tuning table (``source: tuning``, default) or in runs.csv.
-    The effect is the fraction that diverged, with its exact (Clopper–Pearson) 95% interval:
-    supported if the fraction is at least ``min_fraction`` (default 0.5), contradicted if none
-    diverged, else inconclusive.
-    """
+    """Runs at too high a learning rate diverge: the fraction that diverged among the runs with
+    lr > ``lr_above`` or, without it, at the highest learning rate of each (ablation, variant)
+    grid, with its exact (Clopper-Pearson) interval and the exact binomial p of "more than
+    ``margin`` diverge"."""
     source = c.get("source", "tuning")
     table = t.tuning if source == "tuning" else t.runs
     if table is None or table.empty or "status" not in table:
@@ -193,27 +210,20 @@ def diverges(t: ClaimTables, c: dict) -> dict:
     if top.empty:
         return _not_tested(f"no {source} runs at {scope}" + _scope(c))
     n, k = len(top), int((top["status"] == "diverged").sum())
-    ci = sps.binomtest(k, n).proportion_ci(0.95, method="exact")
-    min_fraction = float(c.get("min_fraction", 0.5))
-    result = "supported" if k / n >= min_fraction else "contradicted" if k == 0 else "inconclusive"
-    groups = (
-        top.groupby(["ablation", "variant"])
-        .agg(
-            lr=("_lr", "max"),
-            k=("status", lambda s: int((s == "diverged").sum())),
-            n=("status", "size"),
-        )
-        .reset_index()
+    ci = proportion_ci(k, n)
+    margin = float(c["margin"])
+    p = float(sps.binomtest(k, n, margin, alternative="greater").pvalue) if margin < 1 else NAN
+    groups = top.groupby(["ablation", "variant"]).agg(
+        lr=("_lr", "max"),
+        k=("status", lambda s: int((s == "diverged").sum())),
+        n=("status", "size"),
     )
-    each = ", ".join(
-        f"{g.ablation}/{g.variant} lr {fmt(g.lr)}: {g.k}/{g.n}" for g in groups.itertuples()
-    )
+    each = ", ".join(f"{a}/{v} lr {fmt(g.lr)}: {g.k}/{g.n}" for (a, v), g in groups.iterrows())
     return {
-        "effect": k / n,
-        "lo": ci.low,
-        "hi": ci.high,
-        "verdict": result,
-        "detail": f"diverged {k}/{n} runs at {scope} ({each}); needs {fmt(min_fraction)}",
+        "estimate": Estimate(ci.estimate, ci.lo, ci.hi, p, n),
+        "test": "threshold",
+        "detail": f"diverged {k}/{n} runs at {scope} ({each}); exact binomial p of > "
+        f"{fmt(margin)}: {fmt(p, 2)}",
     }
 
 

@@ -1,16 +1,18 @@
 """The claims ledger: the course's testable claims (conf/claims.yaml) checked against the tables.
 
-Each claim becomes one row of ``<scale-dir>/tables/claims.csv`` with the measured effect, its 95%
-interval and a verdict: ``supported`` (the interval excludes 0 in the expected direction),
-``contradicted`` (it excludes 0 in the opposite direction), ``inconclusive`` (it contains 0, or
-fewer than two seeds could be paired) or ``not tested`` (the ablation, a variant, a metric or a
-file the claim needs does not exist at this scale; never an error, so the ledger can name
-ablations before they are run). Claims are separate questions; their verdicts are not corrected
-for multiplicity. The schema is documented in conf/claims.yaml.
+Each claim declares, before any data, its metric, unit, expected direction, test and margin (the
+smallest effect of interest, in its unit, with the reason). It becomes one row of
+``<scale-dir>/tables/claims.csv`` with the effect in that unit, its interval, the p-value of its
+test, the Holm-adjusted p over every tested claim of the ledger, the smallest effect its seeds
+detect with 80% power and a verdict by the one rule of :mod:`study.analysis.claim_rule`
+(supported, contradicted, no meaningful effect, inconclusive) or ``not tested`` (the ablation, a
+variant, a metric or a file the claim needs does not exist at this scale; never an error, so the
+ledger can name ablations before they are run). The schema is schemas/claims.schema.yaml.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -18,11 +20,14 @@ import pandas as pd
 from study import contracts
 from study.analysis.claim_checks import CHECK_METRICS, CHECKS
 from study.analysis.claim_kinds import compare, diverges, near_best
+from study.analysis.claim_rule import RULE, adjust, detectable, judge
 from study.analysis.claim_values import ClaimTables, _metric_label, read_tables, tables_from_frames
 from study.analysis.claims_file import ClaimsError, load_claims
+from study.analysis.stats import CLAIM_VERDICTS, NAN, fmt
 
 __all__ = [
     "COLUMNS",
+    "RULE",
     "VERDICTS",
     "ClaimTables",
     "ClaimsError",
@@ -34,7 +39,7 @@ __all__ = [
 ]
 
 COLUMNS = list(contracts.CLAIMS_COLUMNS)
-VERDICTS = ("supported", "contradicted", "inconclusive", "not tested")
+VERDICTS = (*CLAIM_VERDICTS, "not tested")
 KIND_FUNCTIONS = {"compare": compare, "near_best": near_best, "diverges": diverges}
 SPECIAL = CHECKS  # the special checks by name, as the claims schema lists them
 
@@ -43,26 +48,108 @@ def _metric_of(c: dict) -> str:
     if c["kind"] == "diverges":
         return "fraction diverged"
     if c["kind"] == "special":
+        if c["check"] == "second_order_at_scale":
+            at, budget = fmt(c["at"]), fmt(c["budget"])
+            return f"Newton {c['quantity']} at {at} parameters / budget {budget}"
         return CHECK_METRICS[c["check"]]
     return _metric_label(c)
 
 
-def evaluate(claims: list[dict], t: ClaimTables) -> pd.DataFrame:
-    rows = []
+# The test of each kind and check, for claims that were not tested (their result names none).
+KIND_TESTS = {
+    "near_best": "noninferiority",
+    "diverges": "threshold",
+    "early_stopping_near_minimum": "equivalence",
+    "second_order_at_scale": "threshold",
+}
+
+
+def _test_of(c: dict, result: dict) -> str:
+    if result.get("estimate") is not None:
+        return result["test"]
+    return KIND_TESTS.get(c.get("check", c["kind"]), c.get("test", "difference"))
+
+
+def _direction(c: dict, test: str) -> str:
+    expect = c.get("expect", "higher")
+    return {
+        "difference": expect,
+        "equivalence": "within ±margin",
+        "noninferiority": f"not {'lower' if expect == 'higher' else 'higher'} by the margin",
+        "threshold": f"{'above' if expect == 'higher' else 'below'} the margin",
+    }[test]
+
+
+def _measure(claims: list[dict], t: ClaimTables) -> list[dict]:
+    out = []
     for c in claims:
         if c["kind"] == "special":
-            result = CHECKS[c["check"]](t, c)
+            out.append(CHECKS[c["check"]](t, c))
         else:
-            result = KIND_FUNCTIONS[c["kind"]](t, c)
+            out.append(KIND_FUNCTIONS[c["kind"]](t, c))
+    return out
+
+
+def _guarded(verdict: str, guard: dict | None) -> tuple[str, str]:
+    """A supported claim whose guard metric got meaningfully worse is not supported: contradicted
+    when the guard's whole interval lies beyond its margin, inconclusive when it may."""
+    if guard is None:
+        return verdict, ""
+    sign = 1.0 if guard.get("expect", "higher") == "higher" else -1.0
+    lo, hi = sorted((sign * guard["lo"], sign * guard["hi"]))
+    text = f"; {guard['text']} (margin {fmt(guard['margin'])} {guard['unit']})"
+    if verdict != "supported":
+        return verdict, text
+    if math.isfinite(lo) and lo >= -guard["margin"]:
+        return verdict, text + ", kept"
+    if math.isfinite(hi) and hi < -guard["margin"]:
+        return "contradicted", text + ", lost beyond the margin"
+    return "inconclusive", text + ", may be lost beyond the margin"
+
+
+def evaluate(claims: list[dict], t: ClaimTables) -> pd.DataFrame:
+    """Every claim measured, Holm-adjusted over the ledger, judged by the one rule."""
+    results = _measure(claims, t)
+    p_adjusted = adjust([r["estimate"].p if r["estimate"] else NAN for r in results])
+    rows = []
+    for c, r, p_adj in zip(claims, results, p_adjusted, strict=True):
+        test, est, margin = _test_of(c, r), r["estimate"], float(c["margin"])
+        expect = c.get("expect", "higher")
+        if est is None:
+            verdict, guard_text = "not tested", ""
+            shown = (NAN, NAN, NAN, NAN, NAN, 0)
+        else:
+            log = r.get("log", False)
+            judged_margin = math.log(margin) if log else margin
+            verdict, guard_text = _guarded(
+                judge(est, p_adj, judged_margin, expect, test), r.get("guard")
+            )
+            mde = detectable(est.n, est.sd)
+            back = math.exp if log else float
+            shown = (*(back(v) for v in (est.effect, est.lo, est.hi, mde)), est.p, est.n)
         ablation = c.get("ablation")
+        effect, lo, hi, mde, p, n = shown
         rows.append(
             {
                 "id": c["id"],
                 "claim": c["claim"],
                 "ablation": ", ".join(ablation) if isinstance(ablation, list) else ablation or "",
                 "metric": _metric_of(c),
-                **result,
+                "unit": c["unit"],
+                "direction": _direction(c, test),
+                "test": test,
+                "margin": margin,
+                "effect": effect,
+                "lo": lo,
+                "hi": hi,
+                "p": p,
+                "p_adjusted": p_adj,
+                "detectable_effect": mde,
+                "seeds": n,
+                "verdict": verdict,
                 "figure": c.get("figure", ""),
+                "margin_reason": c.get("margin_reason", ""),
+                "detail": r["detail"] + guard_text,
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -36,4 +36,11 @@ def load_claims(path: Path) -> list[dict]:
         if claim["id"] in seen:
             raise ClaimsError(f"{path}: claim {claim['id']}: duplicate id; give each claim its own")
         seen.add(claim["id"])
+        # a ratio judged as a difference is judged on the log scale: its margin is a factor > 1
+        log_ratio = claim.get("check") in ("second_order_iterations", "second_order_step_time")
+        if log_ratio and claim["margin"] <= 1:
+            raise ClaimsError(
+                f"{path}: claim {claim['id']}: margin={claim['margin']} is a ratio (unit x) and "
+                "must be above 1, e.g. 2 for twice"
+            )
     return data["claims"]

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from study.analysis.claim_rule import detectable, table_verdict
 from study.analysis.gather import TablesError, gather
 from study.analysis.metrics import DIFF_METRICS, METRICS, usable
-from study.analysis.stats import holm, mean_ci, paired_diff, verdict
+from study.analysis.stats import PairedDiff, holm, mean_ci, paired_diff
 from study.analysis.table_format import display_table, to_latex, to_markdown
 from study.outputs import write_text
 from study.paths import ScaleDir
@@ -56,29 +57,42 @@ def _variant_row(own: pd.DataFrame, base: pd.DataFrame, ablation, variant, basel
     by_seed = sub.set_index("seed")
     for m in DIFF_METRICS:
         if variant == baseline or m not in own:
-            d = (math.nan,) * 4 + (0,)
+            d = (math.nan,) * 4 + (0, math.nan)
         else:
             d = paired_diff(by_seed[m], base[m] if m in base else pd.Series(dtype=float))
         row[f"{m}_diff"], row[f"{m}_diff_lo"], row[f"{m}_diff_hi"], row[f"{m}_p"] = d[:4]
-        row[f"{m}_pairs"] = d[4]
+        row[f"{m}_pairs"], row[f"{m}_diff_sd"] = d[4], d[5]
+        # the smallest true difference these seeds find with 80% power (the metric's raw unit)
+        row[f"{m}_mde"] = detectable(d[4], d[5])
     return row
 
 
 def _with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Holm-adjusted p-values and verdicts per compared metric, the comparison columns last."""
+    """Holm-adjusted p-values (within the ablation and metric) and verdicts by the study's one
+    rule (study.analysis.claim_rule), per compared metric; the comparison columns last."""
     for m, higher in DIFF_METRICS.items():
         table[f"{m}_p_holm"] = holm(table[f"{m}_p"])
         table[f"{m}_verdict"] = [
-            "" if is_base else verdict(lo, hi, higher, p_holm)
-            for is_base, lo, hi, p_holm in zip(
-                table["is_baseline"],
-                table[f"{m}_diff_lo"],
-                table[f"{m}_diff_hi"],
-                table[f"{m}_p_holm"],
-                strict=True,
-            )
+            ""
+            if r["is_baseline"]
+            else table_verdict(
+                PairedDiff(
+                    r[f"{m}_diff"],
+                    r[f"{m}_diff_lo"],
+                    r[f"{m}_diff_hi"],
+                    r[f"{m}_p"],
+                    int(r[f"{m}_pairs"]),
+                    r[f"{m}_diff_sd"],
+                ),
+                r[f"{m}_p_holm"],
+                m,
+                higher,
+            )  # fmt: skip
+            for _, r in table.iterrows()
         ]
-    compared = ("_diff", "_diff_lo", "_diff_hi", "_p", "_p_holm", "_pairs", "_verdict")
+    compared = (
+        "_diff", "_diff_lo", "_diff_hi", "_diff_sd", "_p", "_p_holm", "_pairs", "_mde", "_verdict"
+    )  # fmt: skip
     last = [f"{m}{suffix}" for m in DIFF_METRICS for suffix in compared]
     return table[[c for c in table.columns if c not in last] + last]
 

@@ -1,11 +1,11 @@
 """Figures of one ablation, drawn from the aggregated tables and the run folders.
 
-Every ablation gets ``learning_curves`` and ``test_accuracy``; its ``figures:`` list adds more from
-:data:`FIGURES`, where each figure module registers its figures with the :func:`figure`
-decorator next to the drawing function. A figure an ablation cannot have (a grid figure without a
-grid) is refused when the study is planned (:func:`check_figures`). Each figure is written as
-``<scale_dir>/figures/<ablation>/<name>.{png,svg}`` and its caption (which quotes numbers from
-the data, so it is computed with the figure) goes into ``captions.json`` beside them, where the
+Every ablation gets ``learning_curves``, ``test_accuracy`` and ``forest``; its ``figures:`` list
+adds more from :data:`FIGURES`, where each figure module registers its figures with the
+:func:`figure` decorator next to the drawing function. A figure an ablation cannot have (a grid
+figure without a grid) is refused when the study is planned (:func:`check_figures`). Each figure is
+written as ``<scale_dir>/figures/<ablation>/<name>.{png,svg}`` and its caption (which quotes numbers
+from the data, so it is computed with the figure) goes into ``captions.json`` beside them, where the
 report reads it.
 
 A variant keeps its colour in every figure of an ablation: colours follow the variant order of the
@@ -35,7 +35,7 @@ from study.figure_catalog import DEFAULT_FIGURES, figure_names
 
 # common first: it selects the Agg backend before the figure modules import pyplot. The figure
 # modules are imported for their registrations; ``X as X`` marks a re-export.
-from study.figures import comparisons, curves, shift, tuning, weights  # noqa: F401
+from study.figures import comparisons, curves, forest, shift, tuning, weights  # noqa: F401
 from study.figures.common import (
     BASELINE_COLOR,
     FIGURES,

@@ -250,6 +250,15 @@ def lr_level(lr: float) -> str:
     return f"lr-{lr:.3g}"
 
 
+def planned_seeds(seeds: int, plan_cfg) -> int:
+    """Seeds per variant at a scale: the ablation's own number (chosen from the power its claims
+    need; see the comment beside ``seeds:`` in each file), raised to the scale's floor
+    ``plan.min_seeds`` and capped by ``plan.max_seeds`` (so smoke runs 2, full at least 5)."""
+    floor = int(plan_cfg.get("min_seeds", 1) or 1)
+    cap = int(plan_cfg.get("max_seeds", seeds) or seeds)
+    return min(max(seeds, floor), cap)
+
+
 def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[TuningRun]]:
     runs, tuning = [], []
     for variant, overrides in ablation.variants.items():
@@ -260,8 +269,7 @@ def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[Tunin
         except ConfigError as err:
             raise _fail(ablation.path, str(err), variant) from None
         where = {"dataset": cfg.data.name, "data_root": cfg.data.root, "device": cfg.device}
-        seeds = min(ablation.seeds, int(cfg.plan.max_seeds))
-        for seed in range(seeds):
+        for seed in range(planned_seeds(ablation.seeds, cfg.plan)):
             runs.append(
                 Run(ablation.name, variant, seed, tuple(full), ablation.tune is not None, **where)
             )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from study.paths import TEMPLATES
-from study.report.context import ReportError, build_context
+from study.report.context import ReportError, build_context, write_claims_ledger
 from study.report.render import write_report
 
 
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         context = build_context(
             args.scale_dir, load_ablations(args.ablations), args.claims, args.scale
         )
+        forest = write_claims_ledger(args.scale_dir, args.out)
+        context["claims_forest"] = forest
+        context["claims_forest_source"] = args.out / forest if forest else None
         write_report(context, args.out, args.templates)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from study import contracts, provenance
+from study.analysis.claim_rule import RULE
 from study.analysis.stats import fmt
 from study.paths import ScaleDir
 from study.report.formatting import (
@@ -29,7 +30,13 @@ from study.report.formatting import (
 from study.report.sections import _ablation_context, _planned_seeds
 
 TITLE = "How neural networks are trained: a reproducible benchmark of training techniques"
-_VERDICT_ORDER = {"supported": 0, "contradicted": 1, "inconclusive": 2, "not tested": 3}
+_VERDICT_ORDER = {
+    "supported": 0,
+    "contradicted": 1,
+    "no meaningful effect": 2,
+    "inconclusive": 3,
+    "not tested": 4,
+}
 
 
 class ReportError(RuntimeError):
@@ -76,17 +83,16 @@ def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict])
     out = []
     for _, r in table.iterrows():
         metric = "" if pd.isna(r.get("metric")) else str(r.get("metric"))
-        effect = r.get("effect")
         figure = "" if pd.isna(r.get("figure")) else str(r.get("figure"))
         verdict = "" if pd.isna(r.get("verdict")) else str(r.get("verdict"))
+        unit = "" if pd.isna(r.get("unit", math.nan)) else str(r.get("unit"))
         out.append(
             {
                 "id": str(r.get("id", "")),
                 "claim": str(r.get("claim", "")),
                 "ablation": "" if pd.isna(r.get("ablation")) else str(r.get("ablation")),
                 "metric": metric,
-                "effect": diff(effect, metric) if _finite(effect) else "",
-                "ci": interval(r.get("lo"), r.get("hi"), metric, as_diff=True),
+                **_in_unit(r, unit, metric),
                 "verdict": verdict,
                 "verdict_class": VERDICT_CLASS.get(verdict, "neutral"),
                 "figure": figure,
@@ -95,6 +101,47 @@ def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict])
             }
         )
     return out
+
+
+def _in_unit(r: pd.Series, unit: str, metric: str) -> dict[str, str]:
+    """Effect, interval, margin and detectable effect as the ledger states them: in the claim's
+    unit (tables/claims.csv holds them so), with the Holm-adjusted p and the seeds."""
+    effect, lo, hi = (_num(r.get(k)) for k in ("effect", "lo", "hi"))
+    if not unit:  # a ledger written before claims declared units
+        return {"effect": diff(effect, metric) if _finite(effect) else "",
+                "ci": interval(lo, hi, metric, as_diff=True), "unit": "", "margin": "",
+                "mde": "", "p_adjusted": "", "seeds": ""}  # fmt: skip
+    suffix = {"pp": " pp", "x": "x", "s": " s", "epochs": " ep"}.get(unit, "")
+
+    def show(v: float) -> str:
+        return (("+" if v > 0 and unit != "x" else "") + fmt(v) + suffix) if _finite(v) else ""
+
+    p_adj = r.get("p_adjusted")
+    return {
+        "effect": show(effect),
+        "ci": f"[{show(lo)}, {show(hi)}]" if _finite(lo) and _finite(hi) else "",
+        "unit": unit,
+        "margin": f"±{fmt(_num(r.get('margin')))}{suffix}" if _finite(r.get("margin")) else "",
+        "mde": fmt(_num(r.get("detectable_effect"))) + suffix
+        if _finite(r.get("detectable_effect")) else "",
+        "p_adjusted": fmt(_num(p_adj), 2) if _finite(p_adj) else "",
+        "seeds": count(r.get("seeds")) if _finite(r.get("seeds")) else "",
+    }  # fmt: skip
+
+
+def write_claims_ledger(scale_dir: Path, out: Path) -> str | None:
+    """The ledger next to the report: ``claims.csv`` (contracts.REPORT_CLAIMS) and its forest
+    plot ``figures/claims_forest.png``; returns the plot's path relative to ``out``."""
+    from study.figures.forest import write_ledger_forest
+    from study.outputs import atomic_path
+
+    table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
+    if table is None or table.empty or "unit" not in table:
+        return None
+    with atomic_path(Path(out) / "claims.csv") as tmp:
+        table.reindex(columns=list(contracts.REPORT_CLAIMS_COLUMNS)).to_csv(tmp, index=False)
+    write_ledger_forest(table, Path(out) / "figures" / "claims_forest.png")
+    return "figures/claims_forest.png"
 
 
 def _effective_epochs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -258,6 +305,9 @@ def build_context(
         counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
     return {
         "title": TITLE,
+        "rule": RULE,
+        "claims_forest": None,  # set by write_claims_ledger: the path in the report folder
+        "claims_forest_source": None,
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,

@@ -31,6 +31,7 @@ VERDICT_CLASS = {
     "worse": "bad",
     "contradicted": "bad",
     "inconclusive": "neutral",
+    "no meaningful effect": "neutral",
     "not tested": "muted",
     "not evaluated": "muted",
 }

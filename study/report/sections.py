@@ -211,6 +211,13 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
 
 
 def _planned_seeds(ablation: Any, runs: pd.DataFrame) -> int:
-    """Seeds per variant as run: the ablation's own number, capped by the scale (plan.max_seeds)."""
-    cap = runs.get("config.plan.max_seeds", pd.Series(dtype=float)).dropna()
-    return min(ablation.seeds, int(cap.max())) if len(cap) else ablation.seeds
+    """Seeds per variant as run: the ablation's own number within the scale's floor and cap
+    (plan.min_seeds, plan.max_seeds), as study.planning.ablation.planned_seeds decides."""
+    from study.planning.ablation import planned_seeds
+
+    plan = {}
+    for key in ("min_seeds", "max_seeds"):
+        found = runs.get(f"config.plan.{key}", pd.Series(dtype=float)).dropna()
+        if len(found):
+            plan[key] = int(found.max())
+    return planned_seeds(ablation.seeds, plan)

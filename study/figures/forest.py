@@ -1,0 +1,194 @@
+"""Forest plots: every effect with its 95% interval against the margin that makes it matter,
+coloured by its verdict under the study's one rule (study.analysis.claim_rule).
+
+Two users: the claims ledger (one row per claim, one panel per unit, since pp, nats and ratios
+share no axis; written next to the report as figures/claims_forest.png) and each ablation (its
+``forest`` figure: every variant minus the baseline, one panel per compared metric).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from study.analysis.claim_rule import TABLE_MARGINS, TABLE_WORDS, UNITS
+from study.analysis.metrics import DIFF_METRICS
+from study.figures.common import Context, _require, _save_figure, _style, figure
+
+# Okabe & Ito's colour-blind-safe palette, with a marker per verdict so that print in grey works.
+VERDICT_STYLE = {
+    "supported": ("#009E73", "o"),
+    "contradicted": ("#D55E00", "X"),
+    "no meaningful effect": ("#0072B2", "s"),
+    "inconclusive": ("#7f7f7f", "D"),
+    "not tested": ("#c7c7c7", "."),
+}
+_FROM_TABLE = {word: verdict for verdict, word in TABLE_WORDS.items()}
+UNIT_LABELS = {
+    "pp": "effect (accuracy points)",
+    "loss": "effect (nats)",
+    "fraction": "fraction",
+    "epochs": "effect (epochs; median, range)",
+    "x": "ratio (log scale)",
+    "s": "effect (seconds)",
+}
+BAND = "#e8e8e8"
+
+
+def _limits(rows: pd.DataFrame, log: bool) -> tuple[float, float]:
+    """An axis that shows every estimate and margin: an interval wider than four times the
+    largest of them (2 seeds give t-intervals of +-12.7 sd) is cut at the edge with an arrow,
+    so that it does not squash every other row to a dot."""
+
+    def t(v):
+        v = np.asarray(v, float)
+        return np.log10(v[v > 0]) if log else v
+
+    centre = 0.0
+    core = np.abs(np.concatenate([t(rows["effect"]), t(rows["margin"])]) - centre)
+    core = core[np.isfinite(core)]
+    reach = 1.15 * max(core.max() if core.size else 1.0, 1e-12)
+    ends = np.abs(np.concatenate([t(rows["lo"]), t(rows["hi"])]))
+    ends = ends[np.isfinite(ends)]
+    if ends.size:
+        reach = max(reach, 1.05 * min(ends.max(), 4 * reach))
+    return (10**-reach, 10**reach) if log else (-reach, reach)
+
+
+def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
+    """One unit's rows, top to bottom: margin band, interval, point."""
+    log = unit == "x"
+    n = len(rows)
+    left, right = _limits(rows, log)
+    for i, r in enumerate(rows.itertuples()):
+        y = n - 1 - i
+        m, test = float(r.margin), getattr(r, "test", "difference")
+        if test == "threshold":  # the threshold, not a band around "no effect"
+            ax.plot([m, m], [y - 0.4, y + 0.4], color="#555555", lw=1.2, ls="--")
+        elif math.isfinite(m) and m > 0:
+            lo, hi = (1 / m, m) if log else (-m, m)
+            ax.fill_betweenx([y - 0.4, y + 0.4], lo, hi, color=BAND, lw=0)
+        colour, marker = VERDICT_STYLE.get(r.verdict, VERDICT_STYLE["inconclusive"])
+        if math.isfinite(r.lo) and math.isfinite(r.hi):
+            lo, hi = max(r.lo, left), min(r.hi, right)
+            ax.plot([lo, hi], [y, y], color=colour, lw=2.0, solid_capstyle="butt")
+            for end, edge, arrow in ((r.lo, left, "<"), (r.hi, right, ">")):
+                if (end < edge) if arrow == "<" else (end > edge):  # cut: the interval goes on
+                    ax.plot([edge], [y], marker=arrow, color=colour, ms=6, ls="none")
+        if math.isfinite(r.effect):
+            ax.plot([r.effect], [y], marker=marker, color=colour, ms=7, ls="none", zorder=3)
+        else:
+            ax.text(0.5, y, "not tested", transform=ax.get_yaxis_transform(), ha="center",
+                    va="center", fontsize=8, color="#777777")  # fmt: skip
+    ax.axvline(1.0 if log else 0.0, color="#333333", lw=0.8)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlim(left, right)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(list(rows["label"])[::-1], fontsize=8)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_xlabel(UNIT_LABELS.get(unit, unit), fontsize=9)
+    ax.grid(axis="y", visible=False)
+
+
+def draw_forest(rows: pd.DataFrame, group: str = "unit", title: str = "") -> Figure:
+    """One panel per value of ``group``; ``rows`` has label, unit, effect, lo, hi, margin,
+    verdict and optionally test (threshold claims draw their threshold, not a band)."""
+    groups = list(dict.fromkeys(rows[group]))
+    heights = [max(len(rows[rows[group] == g]), 1) + 1.2 for g in groups]
+    fig, axes = plt.subplots(
+        len(groups), 1, figsize=(8.0, 0.32 * sum(heights) + 1.3),
+        gridspec_kw={"height_ratios": heights}, squeeze=False,
+    )  # fmt: skip
+    for ax, g in zip(axes[:, 0], groups, strict=True):
+        part = rows[rows[group] == g]
+        _panel(ax, part, str(part["unit"].iloc[0]))
+        if group != "unit":
+            ax.set_title(str(g), fontsize=9, loc="left")
+    handles = [
+        Line2D([], [], color=c, marker=mk, ls="-", lw=2, ms=7, label=v)
+        for v, (c, mk) in VERDICT_STYLE.items()
+        if v in set(rows["verdict"]) and v != "not tested"
+    ]
+    handles.append(Patch(color=BAND, label="±margin (smallest effect of interest)"))
+    handles.append(Line2D([], [], color="#7f7f7f", marker=">", ls="none", label="interval cut"))
+    if "test" in rows and (rows["test"] == "threshold").any():
+        handles.append(Line2D([], [], color="#555555", ls="--", label="threshold"))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.35 / (0.32 * sum(heights) + 1.3) + 0.04, 1, 1))
+    return fig
+
+
+def ledger_rows(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The claims ledger (claims.csv) as forest rows, grouped by unit in the ledger's order."""
+    rows = ledger.assign(label=ledger["id"].astype(str))
+    for col in ("effect", "lo", "hi", "margin"):
+        rows[col] = pd.to_numeric(rows[col], errors="coerce")
+    order = {u: i for i, u in enumerate(dict.fromkeys(rows["unit"]))}
+    return rows.sort_values("unit", key=lambda s: s.map(order), kind="stable")
+
+
+def write_ledger_forest(ledger: pd.DataFrame, path: Path) -> Path:
+    """The ledger's forest plot as ``path`` (.png, with an .svg beside it)."""
+    with _style():
+        fig = draw_forest(ledger_rows(ledger), title="Claims: effect, 95% interval and margin")
+        _save_figure(fig, Path(path).parent, Path(path).stem)
+    return Path(path)
+
+
+def _ablation_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    is_base = summary["is_baseline"].astype(str).str.lower() == "true"
+    baseline = str(summary.loc[is_base, "variant"].iloc[0]) if is_base.any() else "the baseline"
+    rows = []
+    for metric in DIFF_METRICS:
+        unit = "pp" if "acc" in metric else "loss"
+        scale = UNITS[unit]
+        for _, r in summary[~is_base].iterrows():
+            word = str(r.get(f"{metric}_verdict", "") or "inconclusive")
+            if word == "nan":
+                word = "inconclusive"
+            rows.append(
+                {
+                    "group": f"Δ {metric} vs {baseline}",
+                    "label": str(r["variant"]),
+                    "unit": unit,
+                    "effect": scale * float(r[f"{metric}_diff"]),
+                    "lo": scale * float(r[f"{metric}_diff_lo"]),
+                    "hi": scale * float(r[f"{metric}_diff_hi"]),
+                    "margin": scale * TABLE_MARGINS[metric],
+                    "verdict": _FROM_TABLE.get(word, word),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@figure("forest", needs="tables/<ablation>.csv")
+def forest(ctx: Context) -> tuple[Figure, str]:
+    summary = ctx.summary()
+    if summary is None or summary.empty:
+        _require(pd.DataFrame(), ["variant"], f"{ctx.name}.csv", "forest")
+    rows = _ablation_rows(summary)
+    _require(rows, ["effect"], f"{ctx.name}.csv", "forest (no variant besides the baseline)")
+    fig = draw_forest(rows, group="group")
+    counts = rows["verdict"].value_counts()
+    caption = (
+        "Every variant minus the baseline with its 95% interval, per compared metric; the grey "
+        "band is the metric's margin (the smallest difference of interest: "
+        + ", ".join(
+            f"{m} {np.round(UNITS['pp' if 'acc' in m else 'loss'] * v, 3):g}"
+            for m, v in TABLE_MARGINS.items()
+        )  # fmt: skip
+        + "), colours the verdict of the study's one rule (Holm within the ablation and metric): "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + "."
+    )
+    return fig, caption
