@@ -51,10 +51,13 @@ def test_grid_is_a_cartesian_product_with_readable_names(tmp_path):
         """,
     )
     p = plan(folder, "default")
-    assert [r.variant for r in p.runs] == [
+    first_seed = [r for r in p.runs if r.seed == 0]
+    assert [r.variant for r in first_seed] == [
         "optim-sgd_lr-0.1", "optim-sgd_lr-0.01", "optim-adam_lr-0.1", "optim-adam_lr-0.01"
     ]  # fmt: skip
-    assert p.runs[3].overrides[-2:] == ("optim=adam", "optim.lr=0.01")
+    assert first_seed[3].overrides[-2:] == ("optim=adam", "optim.lr=0.01")
+    # seeds: 1 is raised to the default scale's floor of 3 (conf/scale/default.yaml)
+    assert len(p.runs) == 4 * 3
 
 
 def test_tuning_grid_is_log_spaced_around_each_optimizer_default(tmp_path):
