@@ -16,20 +16,40 @@ import pandas as pd
 from study import contracts, provenance
 from study.analysis.stats import fmt
 from study.paths import ScaleDir
+from study.report.experiments import (
+    ablation_setup,
+    effective_epochs,
+    prior_shift,
+    read_shift,
+    second_order,
+    shift_definitions,
+)
 from study.report.formatting import (
     VERDICT_CLASS,
     _finite,
     _num,
+    anchor,
     count,
     diff,
     duration,
     interval,
     value,
 )
-from study.report.sections import _ablation_context, _planned_seeds
+from study.report.narrative import (
+    INTRODUCTION,
+    REFERENCES,
+    abstract,
+    discussion,
+    limitations,
+    reproduce_command,
+    verdict_counts,
+)
+from study.report.sections import _ablation_context, _display_width, _planned_seeds
 
 TITLE = "How neural networks are trained: a reproducible benchmark of training techniques"
-_VERDICT_ORDER = {"supported": 0, "contradicted": 1, "inconclusive": 2, "not tested": 3}
+# The course's order of topics: the paper's sections follow it; an ablation not listed comes after
+# these, in file-name order. ``python -m study.report --order`` replaces it.
+COURSE_ORDER = ("regularization", "optimizers", "schedules", "optimizer_schedule", "normalization")
 
 
 class ReportError(RuntimeError):
@@ -50,6 +70,18 @@ def _run_environments(scale_dir: Path) -> tuple[list[str], list[str]]:
             if isinstance(entry, dict) and entry:
                 target[", ".join(f"{k} {v}" for k, v in sorted(entry.items()))] = None
     return list(versions), list(hardware)
+
+
+def _text(row: pd.Series, column: str) -> str:
+    """A cell as text; empty when the column is absent or the cell is empty."""
+    cell = row.get(column)
+    return "" if cell is None or (not isinstance(cell, str) and pd.isna(cell)) else str(cell)
+
+
+def _unit(row: pd.Series, metric: str) -> str:
+    """The effect's unit: the claims table's own ``unit`` when it has one, else percentage points
+    for accuracies and the metric's name for anything else."""
+    return _text(row, "unit") or ("pp" if "acc" in metric else metric.replace("_", " "))
 
 
 def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict]) -> list[dict]:
@@ -92,26 +124,16 @@ def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict])
                 "figure": figure,
                 "figure_ref": figures.get(figure),
                 "detail": "" if pd.isna(r.get("detail")) else str(r.get("detail")),
+                "unit": _unit(r, metric),
+                "detectable": _text(r, "detectable_effect") or _text(r, "detectable"),
             }
         )
     return out
 
 
-def _effective_epochs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Epochs as trained: a scale may cap what an ablation asks for (train.max_epochs)."""
-    if "config.train.epochs" not in runs.columns or "config.train.max_epochs" not in runs.columns:
-        return runs
-    cap = pd.to_numeric(runs["config.train.max_epochs"], errors="coerce")
-    runs = runs.copy()
-    runs["config.train.epochs"] = runs["config.train.epochs"].where(
-        cap.isna(), runs["config.train.epochs"].clip(upper=cap)
-    )
-    return runs
-
-
 def _setup(runs: pd.DataFrame, ablations: dict[str, Any]) -> list[dict[str, str]]:
     """Facts of the setup, from the resolved configs of the runs (config.* columns)."""
-    runs = _effective_epochs(runs)
+    runs = effective_epochs(runs)
 
     def values(column: str) -> str:
         if column not in runs.columns:
@@ -185,6 +207,8 @@ LEDGER_COLUMNS = (
     "val_acc",
     "val_loss",
     "epochs_run",
+    "lr",
+    "wall_s",
     "config_hash",
     "commit",
     "dirty",
@@ -206,7 +230,41 @@ def run_ledger(scale_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
     return ledger.assign(commit=commits, dirty=dirty)
 
 
-def _provenance(scale_dir: Path, runs: pd.DataFrame, repo: str | Path | None) -> dict[str, Any]:
+def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) -> dict[str, Any]:
+    """Whether every run came from the report's own commit with a clean tree, and if not, how
+    many runs came from which commit and tree state. ``clean`` is True only when it is known."""
+    groups: dict[tuple[str, str], int] = {}
+    for run_commit, run_dirty in zip(ledger["commit"], ledger["dirty"], strict=True):
+        known = isinstance(run_commit, str) and run_commit
+        key = (
+            run_commit[:12] if known else "unknown",
+            {True: "uncommitted changes", False: "clean"}.get(run_dirty, "tree state unknown"),
+        )
+        groups[key] = groups.get(key, 0) + 1
+    same = [
+        c == commit and d is False for c, d in zip(ledger["commit"], ledger["dirty"], strict=True)
+    ]
+    reasons = []
+    if not commit:
+        reasons.append("the report was not built in a git checkout")
+    elif dirty is not False:
+        reasons.append("the report was built from a tree with uncommitted changes")
+    if not all(same):
+        reasons.append(f"{len(same) - sum(same)} of {len(same)} runs came from another commit or "
+                       "a tree with uncommitted changes")  # fmt: skip
+    return {
+        "clean": bool(commit) and dirty is False and all(same),
+        "reasons": reasons,
+        "groups": [
+            {"commit": c, "state": d, "n": n}
+            for (c, d), n in sorted(groups.items(), key=lambda kv: -kv[1])
+        ],
+    }
+
+
+def _provenance(
+    scale_dir: Path, runs: pd.DataFrame, ledger: pd.DataFrame, repo: str | Path | None
+) -> dict[str, Any]:
     wall = pd.to_numeric(runs.get("wall_s", pd.Series(dtype=float)), errors="coerce")
     tuning = contracts.read_csv(ScaleDir(scale_dir).table("tuning"), contracts.TUNING, True)
     tune_wall = (
@@ -221,6 +279,7 @@ def _provenance(scale_dir: Path, runs: pd.DataFrame, repo: str | Path | None) ->
         "commit": commit,
         "commit_short": commit[:12] if re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown",
         "dirty": git["dirty"],
+        "runs_from": run_commits(ledger, git["commit"], git["dirty"]),
         "packages": [{"name": k, "version": v} for k, v in provenance.package_versions().items()],
         "run_versions": versions,
         "run_hardware": hardware,
@@ -232,12 +291,41 @@ def _provenance(scale_dir: Path, runs: pd.DataFrame, repo: str | Path | None) ->
     }
 
 
+def ordered(ablations: dict[str, Any], order: tuple[str, ...] = COURSE_ORDER) -> list[Any]:
+    """The ablations in the paper's order: those named in ``order`` first, then the rest."""
+    rank = {name: i for i, name in enumerate(order)}
+    names = sorted(ablations, key=lambda n: (rank.get(n, len(rank)), n))
+    return [ablations[n] for n in names]
+
+
+def _extra_figure(scale_dir: Path, rel: str, caption: str) -> dict[str, Any] | None:
+    """A figure that belongs to no ablation (the claims forest plot, the second-order scaling)."""
+    png = scale_dir / rel
+    if not png.is_file():
+        return None
+    name = Path(rel).stem
+    return {"name": name, "ablation": "", "caption": caption, "source": png, "rel": rel,
+            "anchor": anchor("fig", name), "width": _display_width(png)}  # fmt: skip
+
+
+FOREST_CAPTION = (
+    "Every claim's effect with its 95% confidence interval, coloured by verdict; the shaded band "
+    "is the claim's margin of no meaningful effect."
+)
+SECOND_ORDER_CAPTION = (
+    "Newton's method: seconds and bytes per iteration against the number of parameters N on "
+    "log-log axes, with the fitted power laws (solid over the measured sizes, dashed where they "
+    "are extrapolated to 1e8), and iterations to the target per method."
+)
+
+
 def build_context(
     scale_dir: str | Path,
     ablations: dict[str, Any],
     claims_path: str | Path | None = None,
     scale: str | None = None,
     repo: str | Path | None = None,
+    order: tuple[str, ...] = COURSE_ORDER,
 ) -> dict[str, Any]:
     """Everything the templates show, as plain values (formatted strings, paths, lists)."""
     scale_dir = Path(scale_dir)
@@ -245,28 +333,40 @@ def build_context(
     runs = contracts.read_csv(runs_path, contracts.RUNS, optional=True)
     if runs is None:
         raise ReportError(f"the report needs {runs_path}; run the tables")
-    sections = [_ablation_context(scale_dir, a, runs) for a in ablations.values()]
-    number = 0
-    for section in sections:
-        for fig in section["figures"]:
-            number += 1
-            fig["number"] = number
+    sections = []
+    for ablation in ordered(ablations, order):
+        section = _ablation_context(scale_dir, ablation, runs)
+        section["setup"] = ablation_setup(ablation, runs)
+        sections.append(section)
+    forest = _extra_figure(scale_dir, "figures/claims_forest.png", FOREST_CAPTION)
+    scaling = _extra_figure(scale_dir, "figures/second_order/scaling.png", SECOND_ORDER_CAPTION)
+    every = [forest, *(f for s in sections for f in s["figures"]), scaling]
+    for number, fig in enumerate((f for f in every if f), start=1):
+        fig["number"] = number
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
     claims = _claims(scale_dir, Path(claims_path) if claims_path else None, figures)
-    counts: dict[str, int] = {}
-    for c in claims:
-        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
-    return {
+    ledger = run_ledger(scale_dir, runs)
+    shift = read_shift(scale_dir)
+    context = {
         "title": TITLE,
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,
-        "claim_counts": [
-            {"verdict": k, "n": v}
-            for k, v in sorted(counts.items(), key=lambda kv: (_VERDICT_ORDER.get(kv[0], 9), kv[0]))
-        ],
+        "claim_counts": verdict_counts(claims),
+        "forest": forest,
         "setup": _setup(runs, ablations),
-        "provenance": _provenance(scale_dir, runs, repo),
+        "shift_definitions": shift_definitions(shift),
+        "prior_shift": prior_shift(shift),
+        "second_order": second_order(scale_dir),
+        "second_order_figure": scaling,
+        "provenance": _provenance(scale_dir, runs, ledger, repo),
         "runs": _run_rows(runs),
-        "ledger": run_ledger(scale_dir, runs),
+        "ledger": ledger,
+        "references": [{"key": k, "text": t} for k, t in REFERENCES],
+        "introduction": list(INTRODUCTION),
+        "reproduce": reproduce_command(scale or scale_dir.name),
     }
+    context["abstract"] = abstract(context)
+    context["discussion"] = discussion(claims)
+    context["limitations"] = limitations(context)
+    return context
