@@ -75,7 +75,8 @@ rule report:
         tables=rules.tables.output,
         figures=figure_files("png"),
         second_order=rules.figure_second_order.output,
-        template=f"{config['paper']}/templates/report.html.j2",
+        # The templates live in the repository whatever paper= says the report is written to.
+        templates=["paper/templates/report.html.j2", "paper/templates/report.md.j2"],
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
     output:

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 from matplotlib.image import imread
 from test_figures import build_study
@@ -49,8 +48,14 @@ def test_pages_show_the_figures(pdf):
     subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf["path"]), str(pages / "p")],
                    check=True)  # fmt: skip
     images = sorted(pages.glob("p-*.png"))
-    ink = [float((imread(p)[..., :3].mean(axis=-1) < 0.9).mean()) for p in images]
-    # Text pages are mostly white; a page holding a figure has a large area of ink.
-    figure_pages = [i for i, share in enumerate(ink) if share > 0.12]
-    assert len(images) >= 4
-    assert len(figure_pages) >= pdf["figures"] // 2, np.round(ink, 3)
+    listing = subprocess.run(["pdfimages", "-list", str(pdf["path"])], capture_output=True,
+                             text=True, check=True).stdout.splitlines()[2:]  # fmt: skip
+    with_figure = sorted({int(line.split()[0]) for line in listing if line.split()[2] == "image"})
+    # At most two figures share a page, so they are spread over at least half as many pages.
+    assert len(with_figure) >= pdf["figures"] // 2
+    for page in with_figure:
+        gray = imread(images[page - 1])[..., :3].mean(axis=-1)
+        # A drawn figure (axes, lines, labels) puts ink on a large share of the page's rows; a
+        # figure that failed to render leaves a blank box.
+        inked_rows = float((gray < 0.8).any(axis=1).mean())
+        assert inked_rows > 0.25, (page, round(inked_rows, 3))

@@ -86,9 +86,10 @@ def _draw_points(ax: Any, ctx: Context, points: list[dict[str, Any]], notes: boo
 def _x_ranges(points: list[dict[str, Any]], percent: bool, metric: str) -> list[tuple]:
     """One x range, or two when the values form two clusters far apart (a broken axis): a
     diverged variant at chance would otherwise squeeze every other variant into a sliver."""
-    shown = sorted(v for p in points for k in ("values", "diverged") for v in p[k])
-    shown += sorted(p[k] for p in points for k in ("mean", "lo", "hi") if math.isfinite(p[k]))
-    shown = sorted(shown)
+    # The groups are those of the seeds and means; an interval that spans the break is drawn
+    # across it (clipped in each panel), as wide as it is.
+    shown = [v for p in points for k in ("values", "diverged") for v in p[k]]
+    shown = sorted(shown + [p["mean"] for p in points if math.isfinite(p["mean"])])
     if not shown:
         return [(0.0, 1.0)]
     clusters = [(shown[0], shown[-1])]
@@ -97,6 +98,9 @@ def _x_ranges(points: list[dict[str, Any]], percent: bool, metric: str) -> list[
         k = int(np.argmax(gaps))
         if gaps[k] > 0.5 * (shown[-1] - shown[0]):
             clusters = [(shown[0], shown[k]), (shown[k + 1], shown[-1])]
+    if len(clusters) == 1:  # one axis: the intervals fit in it
+        bounds = [p[k] for p in points for k in ("lo", "hi") if math.isfinite(p[k])]
+        clusters = [(min([shown[0], *bounds]), max([shown[-1], *bounds]))]
     ranges = []
     for lo, hi in clusters:
         pad = max(0.5 if percent else 0.0, 0.06 * (hi - lo)) or 0.05 * abs(hi) or 0.1
@@ -322,6 +326,7 @@ def _draw_grid(ax: Any, cells: dict, rows: list[str], cols: list[str]) -> None:
                 diff[i, j] = 0.0 if cell["verdict"] == "baseline" else cell["diff"]
     bound = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 1.0
     ax.set_facecolor("0.88")
+    ax.grid(False)
     sns.heatmap(pd.DataFrame(diff, index=rows, columns=cols), cmap="RdBu", center=0,
                 vmin=-(bound or 1.0), vmax=bound or 1.0, linewidths=0.5, ax=ax,
                 cbar_kws={"label": "Δ test accuracy vs baseline (pp)"})  # fmt: skip

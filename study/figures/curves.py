@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from study.figures.common import (
     DIVERGED,
@@ -47,6 +48,7 @@ def learning_curves(ctx: Context) -> tuple[Figure, str]:
         # Black titles: a light variant colour is hard to read as text; the lines carry it.
         ax.set_title(title, fontsize=9, color="k")
         ax.tick_params(labelbottom=True, labelleft=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if part.empty:
             ax.text(0.5, 0.5, "all runs diverged", ha="center", va="center", transform=ax.transAxes)
     for ax in axes.flat[len(variants) :]:

@@ -78,7 +78,8 @@ def shift_severity(ctx: Context) -> tuple[Figure, str]:
     caption = (
         "Test accuracy against corruption severity, averaged over the corruptions "
         f"({corruptions}), one panel per normalization variant: solid without adaptation, dashed "
-        "with test-time adaptation of the normalization statistics (AdaBN); the grey line is the "
+        "with test-time adaptation of the normalization statistics (AdaBN); the dotted grey "
+        "line is the "
         f"baseline ({ctx.ablation.baseline}) without adaptation. Mean over {_n_seeds(averaged)}, "
         "shaded band the range over seeds. The models are not retrained; per-corruption numbers "
         "are in tables/shift.csv."
@@ -94,7 +95,7 @@ def _severity_panels(ctx: Context, data: pd.DataFrame, variants: list[str]) -> F
     reference = data[(data["variant"] == ctx.ablation.baseline) & ~data["adapted"]]
     for ax, variant in zip(axes.flat, variants, strict=False):
         if variant != ctx.ablation.baseline:
-            _plot_mean_band(ax, reference, "severity", "accuracy", color="0.7", lw=1.2)
+            _plot_mean_band(ax, reference, "severity", "accuracy", color="0.55", lw=1.2, ls=":")
         for adapted, ls in ((False, "-"), (True, "--")):
             sel = data[(data["variant"] == variant) & (data["adapted"] == adapted)]
             _plot_mean_band(ax, sel, "severity", "accuracy", color=ctx.color(variant), ls=ls,
@@ -109,7 +110,10 @@ def _severity_panels(ctx: Context, data: pd.DataFrame, variants: list[str]) -> F
         ax.set_xlabel("severity")
     for ax in axes[:, 0]:
         ax.set_ylabel("test accuracy")
-    handles = [*_adapted_handles(), Line2D([], [], color="0.7", label="baseline, not adapted")]
+    handles = [
+        *_adapted_handles(),
+        Line2D([], [], color="0.55", ls=":", label="baseline, not adapted"),
+    ]
     fig.legend(handles=handles, loc="upper center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.3 * rows + 0.6)))
     return fig
@@ -125,7 +129,7 @@ def drift(ctx: Context) -> tuple[Figure, str]:
     df["slice"] = df["slice"].astype(float)
     streams = sorted(df["shift"].unique())
     fig, axes = plt.subplots(
-        1, len(streams), figsize=(5.0 * len(streams) + 1, 3.6), sharey=True, squeeze=False
+        1, len(streams), figsize=(6.0 * len(streams) + 2.5, 3.8), sharey=True, squeeze=False
     )
     variants = ctx.order(df["variant"].unique())
     for ax, stream in zip(axes.flat, streams, strict=True):
