@@ -333,3 +333,46 @@ def test_a_smoke_report_never_touches_the_paper(tmp_path):
     written = [Path(p.strip()) for p in outputs.split(",")]
     assert {p.name for p in written} == {"report.html", "report.md", "report.pdf", "runs.csv"}
     assert all(p.parent == tmp_path / "smoke" / "paper" for p in written), written
+
+
+def test_class_prior_shift_is_tabled_per_variant_and_ratio():
+    from study.report.experiments import prior_shift
+
+    rows = [
+        dict(ablation="normalization", variant=v, seed=s, shift="prior", severity=None,
+             adapted=a, slice=None, accuracy=acc + 0.01 * s, loss=1.0, param=ratio)
+        for v, acc in (("batchnorm", 0.8), ("batchrenorm", 0.7))
+        for s in range(3) for ratio in (2.0, 10.0) for a in (False, True)
+    ]  # fmt: skip
+    rows.append(dict(rows[0], shift="blur", param=0.5))  # not a prior row: left out
+    table = prior_shift(pd.DataFrame(rows))
+    assert [c["label"] for c in table["columns"]] == [
+        "ratio 2", "ratio 2, AdaBN", "ratio 10", "ratio 10, AdaBN"]  # fmt: skip
+    assert [r["variant"] for r in table["rows"]] == ["batchnorm", "batchrenorm"]
+    assert table["rows"][1]["cells"][0]["accuracy"] == "71.0%"  # mean of 70%, 71%, 72%
+    assert table["rows"][1]["n"] == 3
+    assert prior_shift(None) == {}
+
+
+def test_second_order_section_labels_extrapolations(tmp_path):
+    import json
+
+    from study.report.experiments import second_order
+
+    fit = {"slope": 2.1, "lo": 1.9, "hi": 2.3, "level": 0.95, "points": 4, "intercept": -20.0}
+    pred = {"value": 3.0, "lo": 1.0, "hi": 9.0}
+    summary = {"target": "within 0.001", "time_basis": "median", "memory_basis": "sizes",
+               "families": {"logreg": {
+                   "n_params": [90, 170, 330], "time_exponent": fit, "memory_exponent": fit,
+                   "crossover": {"n": 250.0, "status": "measured"},
+                   "extrapolation": {
+                       "1e+06": {"extrapolated": True, "s_per_iter": pred, "peak_bytes": pred,
+                                 "hessian_bytes_float64": 8e12}}}}}  # fmt: skip
+    (tmp_path / "second_order.json").write_text(json.dumps(summary))
+    section = second_order(tmp_path)
+    family = section["families"][0]
+    assert family["time_exponent"] == "2.10 [1.90, 2.30]"
+    assert family["crossover"] == "N ≈ 250 (measured)"
+    assert family["extrapolations"][0]["label"] == "extrapolation"
+    assert family["extrapolations"][0]["hessian_gb"] == "8000"
+    assert second_order(tmp_path / "absent") is None

@@ -141,27 +141,38 @@ def shift_definitions(shift: pd.DataFrame | None, settings: Path = SHIFT_SETTING
     }
 
 
-def prior_shift(shift: pd.DataFrame | None, ablation: str = "normalization") -> list[dict]:
-    """Test accuracy under class-prior shift per variant and imbalance ratio: mean over seeds with
-    a 95% interval, without and with AdaBN."""
+def prior_shift(shift: pd.DataFrame | None, ablation: str = "normalization") -> dict[str, Any]:
+    """Test accuracy under class-prior shift: one row per variant, one column per imbalance ratio
+    without and with AdaBN; each cell the mean over seeds with its 95% interval (clipped to the
+    0–100% an accuracy can take)."""
     if shift is None or "param" not in shift.columns:
-        return []
-    rows = shift[(shift["shift"] == "prior") & (shift["ablation"] == ablation)]
-    out = []
-    keys = ["variant", "param", "adapted"]
-    for (variant, ratio, adapted), part in rows.groupby(keys, sort=False):
-        ci = mean_ci(pd.to_numeric(part["accuracy"], errors="coerce"))
-        out.append(
+        return {}
+    rows = shift[(shift["shift"] == "prior") & (shift["ablation"] == ablation)].copy()
+    if rows.empty:
+        return {}
+    rows["ratio"] = pd.to_numeric(rows["param"], errors="coerce")
+    rows["adapted"] = rows["adapted"].astype(str) == "True"
+    columns = [(r, a) for r in sorted(rows["ratio"].dropna().unique()) for a in (False, True)]
+    table = []
+    for variant, part in rows.groupby("variant", sort=False):
+        cells = []
+        for ratio, adapted in columns:
+            sel = part[(part["ratio"] == ratio) & (part["adapted"] == adapted)]
+            ci = mean_ci(pd.to_numeric(sel["accuracy"], errors="coerce"))
+            bounds = interval(max(ci.lo, 0.0), min(ci.hi, 1.0), "test_acc")
+            cells.append({"accuracy": pct(ci.mean), "ci": bounds})
+        table.append({"variant": str(variant), "cells": cells, "n": int(part["seed"].nunique())})
+    return {
+        "columns": [
             {
-                "variant": str(variant),
-                "ratio": _shown(float(ratio)),
-                "adapted": str(adapted) == "True",
-                "accuracy": pct(ci.mean),
-                "ci": interval(ci.lo, ci.hi, "test_acc"),
-                "n": len(part),
+                "ratio": _shown(float(r)),
+                "adapted": a,
+                "label": f"ratio {_shown(float(r))}" + (", AdaBN" if a else ""),
             }
-        )
-    return out
+            for r, a in columns
+        ],  # fmt: skip
+        "rows": table,
+    }
 
 
 def read_shift(scale_dir: Path) -> pd.DataFrame | None:
