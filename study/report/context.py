@@ -356,7 +356,9 @@ def build_context(
         "forest": forest,
         "setup": _setup(runs, ablations),
         "shift_definitions": shift_definitions(shift),
-        "prior_shift": prior_shift(shift),
+        "prior_shift": prior_shift(
+            shift, order=list(getattr(ablations.get("normalization"), "variants", []))
+        ),
         "second_order": second_order(scale_dir),
         "second_order_figure": scaling,
         "provenance": _provenance(scale_dir, runs, ledger, repo),

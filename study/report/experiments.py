@@ -141,7 +141,9 @@ def shift_definitions(shift: pd.DataFrame | None, settings: Path = SHIFT_SETTING
     }
 
 
-def prior_shift(shift: pd.DataFrame | None, ablation: str = "normalization") -> dict[str, Any]:
+def prior_shift(
+    shift: pd.DataFrame | None, ablation: str = "normalization", order: list[str] | None = None
+) -> dict[str, Any]:
     """Test accuracy under class-prior shift: one row per variant, one column per imbalance ratio
     without and with AdaBN; each cell the mean over seeds with its 95% interval (clipped to the
     0–100% an accuracy can take)."""
@@ -154,7 +156,9 @@ def prior_shift(shift: pd.DataFrame | None, ablation: str = "normalization") -> 
     rows["adapted"] = rows["adapted"].astype(str) == "True"
     columns = [(r, a) for r in sorted(rows["ratio"].dropna().unique()) for a in (False, True)]
     table = []
-    for variant, part in rows.groupby("variant", sort=False):
+    rank = {v: i for i, v in enumerate(order or [])}
+    groups = sorted(rows.groupby("variant"), key=lambda g: (rank.get(g[0], len(rank)), g[0]))
+    for variant, part in groups:
         cells = []
         for ratio, adapted in columns:
             sel = part[(part["ratio"] == ratio) & (part["adapted"] == adapted)]
