@@ -54,16 +54,35 @@ for _name in ABLATIONS:
             " --ablations {params.ablations} 2> {log}"
 
 
+# The second-order experiment belongs to no ablation; its figure is drawn beside the others.
+rule figure_second_order:
+    input:
+        table=str(S.second_order),
+        summary=str(S.second_order.with_suffix(".json")),
+    output:
+        str(S.root / "figures" / "second_order" / "scaling.png"),
+    log:
+        str(S.log("figure_second_order")),
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python -c 'import sys; from study.figures.second_order import second_order_scaling as f;"
+        " f(*sys.argv[1:])' {input.table} {input.summary} {output} 2> {log}"
+
+
 rule report:
     input:
         tables=rules.tables.output,
         figures=figure_files("png"),
-        template=f"{config['paper']}/templates/report.html.j2",
+        second_order=rules.figure_second_order.output,
+        # The templates live in the repository whatever paper= says the report is written to.
+        templates=["paper/templates/report.html.j2", "paper/templates/report.md.j2"],
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
     output:
         html=f"{PAPER}/report.html",
         md=f"{PAPER}/report.md",
+        pdf=f"{PAPER}/report.pdf",
         runs=f"{PAPER}/runs.csv",
         claims=f"{PAPER}/claims.csv",
         forest=f"{PAPER}/figures/claims_forest.png",

@@ -33,11 +33,7 @@ LONG_MODULES: dict[str, str] = {}
 
 # "path:function" (methods as Class.method, nested functions as outer.inner) → why it may be
 # longer than MAX_FUNCTION_LINES.
-LONG_FUNCTIONS: dict[str, str] = {
-    "study/figures/comparisons.py:_per_variant": "being split",
-    "study/figures/comparisons.py:grid_heatmap": "being split",
-    "study/figures/curves.py:lr_schedules": "being split",
-}
+LONG_FUNCTIONS: dict[str, str] = {}
 
 # Where a component's name may be compared: the registries and the modules that own the entries.
 REGISTRY_HOMES = ("study/components/", "study/registry.py")

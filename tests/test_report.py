@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -78,13 +81,72 @@ def built(tmp_path_factory):
 
 def test_every_section_is_rendered(built):
     html, md = built["html"], built["md"]
-    for heading in ("Key findings", "Claims ledger", "Setup", "Provenance", "Appendix: all runs"):
+    headings = ("Abstract", "Introduction", "Method", "Claims", "Key findings", "Discussion",
+                "Limitations", "Reproducing this report", "References", "Provenance",
+                "Appendix: all runs")  # fmt: skip
+    for heading in headings:
         assert f">{heading}</h2>" in html
-        assert f"## {heading}" in md
+        assert f"## {heading}\n" in md
+    # In the paper's order, not the order the files happen to have.
+    positions = [html.index(f">{h}</h2>") for h in headings]
+    assert positions == sorted(positions)
     for name in built["ablations"]:
         assert f'id="ablation-{name}"' in html
     for title in ("Regularization", "Optimizers", "Optimizer × schedule"):
         assert f"<h2>{title}</h2>" in html and f"## {title}" in md
+
+
+def test_ablations_follow_the_course_not_the_file_names(built):
+    html = built["html"]
+    course = ["regularization", "optimizers", "normalization", "grid", "xss"]
+    at = [html.index(f'<section id="ablation-{name}"') for name in course]
+    assert at == sorted(at)
+    context = build_context(built["scale_dir"], built["ablations"], repo=built["root"],
+                            order=("normalization", "regularization"))  # fmt: skip
+    assert [s["name"] for s in context["sections"]][:3] == ["normalization", "regularization",
+                                                             "grid"]  # fmt: skip
+
+
+def test_abstract_is_written_from_the_claims_and_effects(built):
+    context = built["context"]
+    abstract = context["abstract"]
+    assert f"{context['provenance']['n_runs']} training runs" in abstract
+    assert "Of 3 claims, 1 supported, 1 inconclusive, 1 not tested." in abstract
+    # Dropout is the regularization variant whose difference is clearly better.
+    assert "in regularization, dropout changed test accuracy by +" in abstract
+    groups = {g["verdict"]: g for g in context["discussion"]}
+    assert groups["supported"]["claims"][0]["effect"] == "+2.77 pp [+1.49 pp, +4.05 pp]"
+    assert any("Claims this scale cannot test" in item for item in context["limitations"])
+
+
+def test_method_lists_each_ablations_settings_from_its_runs(built):
+    html = built["html"]
+    setup = {s["name"]: s["setup"] for s in built["context"]["sections"]}
+    facts = {f["key"]: f["value"] for f in setup["optimizers"]["facts"]}
+    assert facts["Learning rate"].startswith("tuned per variant")
+    assert facts["Training images"] == "1000"
+    assert 'id="setup-ablation-regularization"' in html
+
+
+def test_references_and_the_reproduce_command(built):
+    html, md = built["html"], built["md"]
+    for cited in ("Batch renormalization", "Dropout: a simple way", "Fashion-MNIST", "AlgoPerf",
+                  "Muon", "SOAP", "Lion", "AdaBN", "DeepOBS", "schedule-free"):  # fmt: skip
+        assert cited in html
+    assert "snakemake --cores 2 --config scale=smoke" in html
+    assert "snakemake --cores 2 --config scale=smoke" in md
+
+
+def test_effect_column_has_units_and_latex_tables_are_linked(built):
+    html = built["html"]
+    assert "<th>Unit</th>" in html
+    assert "<td>pp</td>" in html
+    assert '<a href="tables/regularization.tex">' in html
+
+
+def test_figure_alt_texts_are_the_captions_in_words(built):
+    alts = re.findall(r'<img src="[^"]*"[^>]* alt="([^"]*)"', built["html"])
+    assert alts and all(len(a.split()) >= 8 for a in alts)
 
 
 def test_numbers_cis_and_verdicts_come_from_the_summary(built):
@@ -171,6 +233,29 @@ def test_provenance_has_runs_compute_and_config_hashes(built):
         assert config_hash in html
 
 
+def test_header_is_not_clean_when_runs_came_from_elsewhere(built):
+    head = "a" * 40
+    ledger = pd.DataFrame(
+        {"commit": [head, head, "b" * 40, head], "dirty": [False, False, False, True]}
+    )
+    state = report.run_commits(ledger, head, False)
+    assert state["clean"] is False
+    assert state["reasons"] == ["2 of 4 runs came from another commit or a tree with uncommitted "
+                                "changes"]  # fmt: skip
+    assert {(g["commit"], g["state"], g["n"]) for g in state["groups"]} == {
+        ("a" * 12, "clean", 2),
+        ("b" * 12, "clean", 1),
+        ("a" * 12, "uncommitted changes", 1),
+    }
+    same = pd.DataFrame({"commit": [head, head], "dirty": [False, False]})
+    assert report.run_commits(same, head, False)["clean"] is True
+    assert report.run_commits(same, head, True)["clean"] is False  # the report's own tree
+    # The synthetic runs record no commit: the header says so instead of "clean".
+    html = built["html"]
+    header = html[: html.index("</header>")]
+    assert "Not reproducible from one clean commit:" in header and "(clean)" not in header
+
+
 def test_git_commit_and_dirty_flag(tmp_path):
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     try:
@@ -229,3 +314,68 @@ def test_report_writes_a_run_ledger(built, tmp_path):
     for column in ("ablation", "variant", "seed", "status", "test_acc", "test_loss"):
         pd.testing.assert_series_equal(ledger[column], runs[column])
     assert {"config_hash", "commit", "dirty"} <= set(ledger.columns)
+
+
+def test_a_smoke_report_never_touches_the_paper(tmp_path):
+    """The report rule of any scale but the default writes under results/<scale>/paper/."""
+    from study.paths import STUDY_ROOT, report_dir
+
+    assert report_dir("smoke", tmp_path, "paper") == tmp_path / "smoke" / "paper"
+    assert report_dir("default", tmp_path, "paper") == Path("paper")
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--config", "scale=smoke", f"results={tmp_path}"],
+        cwd=STUDY_ROOT, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(STUDY_ROOT)},
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    block = dry.stdout[dry.stdout.index("rule report:") :]
+    outputs = block[block.index("output:") + 7 : block.index("\n", block.index("output:"))]
+    written = [Path(p.strip()) for p in outputs.split(",")]
+    assert {p.name for p in written} == {
+        "report.html", "report.md", "report.pdf", "runs.csv", "claims.csv", "claims_forest.png"
+    }  # fmt: skip
+    paper = tmp_path / "smoke" / "paper"
+    assert all(paper in p.parents for p in written), written
+
+
+def test_class_prior_shift_is_tabled_per_variant_and_ratio():
+    from study.report.experiments import prior_shift
+
+    rows = [
+        dict(ablation="normalization", variant=v, seed=s, shift="prior", severity=None,
+             adapted=a, slice=None, accuracy=acc + 0.01 * s, loss=1.0, param=ratio)
+        for v, acc in (("batchnorm", 0.8), ("batchrenorm", 0.7))
+        for s in range(3) for ratio in (2.0, 10.0) for a in (False, True)
+    ]  # fmt: skip
+    rows.append(dict(rows[0], shift="blur", param=0.5))  # not a prior row: left out
+    table = prior_shift(pd.DataFrame(rows))
+    assert [c["label"] for c in table["columns"]] == [
+        "ratio 2", "ratio 2, AdaBN", "ratio 10", "ratio 10, AdaBN"]  # fmt: skip
+    assert [r["variant"] for r in table["rows"]] == ["batchnorm", "batchrenorm"]
+    assert table["rows"][1]["cells"][0]["accuracy"] == "71.0%"  # mean of 70%, 71%, 72%
+    assert table["rows"][1]["n"] == 3
+    assert prior_shift(None) == {}
+
+
+def test_second_order_section_labels_extrapolations(tmp_path):
+    import json
+
+    from study.report.experiments import second_order
+
+    fit = {"slope": 2.1, "lo": 1.9, "hi": 2.3, "level": 0.95, "points": 4, "intercept": -20.0}
+    pred = {"value": 3.0, "lo": 1.0, "hi": 9.0}
+    summary = {"target": "within 0.001", "time_basis": "median", "memory_basis": "sizes",
+               "families": {"logreg": {
+                   "n_params": [90, 170, 330], "time_exponent": fit, "memory_exponent": fit,
+                   "crossover": {"n": 250.0, "status": "measured"},
+                   "extrapolation": {
+                       "1e+06": {"extrapolated": True, "s_per_iter": pred, "peak_bytes": pred,
+                                 "hessian_bytes_float64": 8e12}}}}}  # fmt: skip
+    (tmp_path / "second_order.json").write_text(json.dumps(summary))
+    section = second_order(tmp_path)
+    family = section["families"][0]
+    assert family["time_exponent"] == "2.10 [1.90, 2.30]"
+    assert family["crossover"] == "N ≈ 250 (measured)"
+    assert family["extrapolations"][0]["label"] == "extrapolation"
+    assert family["extrapolations"][0]["hessian_gb"] == "8000"
+    assert second_order(tmp_path / "absent") is None

@@ -44,6 +44,84 @@ def _summary_ci(ctx: Context, metric: str) -> dict[str, tuple[float, float, floa
     }
 
 
+def _variant_points(ctx: Context, runs: pd.DataFrame, metric: str, keep_diverged: bool,
+                    scale: float) -> list[dict[str, Any]]:  # fmt: skip
+    """Per variant (in the ablation's order): its seeds' values, mean and 95% CI, diverged runs."""
+    from_summary = _summary_ci(ctx, metric)
+    points = []
+    for variant in ctx.order(runs["variant"].unique()):
+        part = runs[runs["variant"] == variant]
+        ok, div = part[part["status"] != DIVERGED], part[part["status"] == DIVERGED]
+        values = scale * pd.to_numeric(ok[metric], errors="coerce")
+        div_values = scale * pd.to_numeric(div[metric], errors="coerce")
+        counted = part if keep_diverged else ok
+        mean, lo, hi = from_summary.get(variant) or t_interval(
+            pd.to_numeric(counted[metric], errors="coerce")
+        )
+        points.append({
+            "variant": variant, "values": values[np.isfinite(values)].tolist(),
+            "mean": scale * mean, "lo": scale * lo, "hi": scale * hi, "n": len(part),
+            "diverged": div_values[np.isfinite(div_values)].tolist() if keep_diverged else [],
+            "n_diverged": len(div),
+        })  # fmt: skip
+    return points
+
+
+def _draw_points(ax: Any, ctx: Context, points: list[dict[str, Any]], notes: bool) -> None:
+    rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-stable across reruns
+    for i, p in enumerate(points):
+        jitter = i + rng.uniform(-0.15, 0.15, len(p["values"]))
+        ax.scatter(p["values"], jitter, color=ctx.color(p["variant"]), s=18, alpha=0.7)
+        if math.isfinite(p["mean"]):
+            ax.plot([p["mean"]], [i], marker="D", color="k", ms=5, zorder=3)
+            if math.isfinite(p["lo"]) and math.isfinite(p["hi"]):
+                ax.plot([p["lo"], p["hi"]], [i, i], color="k", lw=1.5, zorder=2)
+        ax.scatter(p["diverged"], [i] * len(p["diverged"]), marker="x", color=DIVERGED_COLOR,
+                   s=30)  # fmt: skip
+        if p["n_diverged"] and notes:
+            _margin_note(ax, i, f"diverged {p['n_diverged']}/{p['n']}")
+    ax.set_ylim(len(points) - 0.5, -0.5)
+
+
+def _x_ranges(points: list[dict[str, Any]], percent: bool, metric: str) -> list[tuple]:
+    """One x range, or two when the values form two clusters far apart (a broken axis): a
+    diverged variant at chance would otherwise squeeze every other variant into a sliver."""
+    # The groups are those of the seeds and means; an interval that spans the break is drawn
+    # across it (clipped in each panel), as wide as it is.
+    shown = [v for p in points for k in ("values", "diverged") for v in p[k]]
+    shown = sorted(shown + [p["mean"] for p in points if math.isfinite(p["mean"])])
+    if not shown:
+        return [(0.0, 1.0)]
+    clusters = [(shown[0], shown[-1])]
+    if len(shown) > 2:
+        gaps = np.diff(shown)
+        k = int(np.argmax(gaps))
+        if gaps[k] > 0.5 * (shown[-1] - shown[0]):
+            clusters = [(shown[0], shown[k]), (shown[k + 1], shown[-1])]
+    if len(clusters) == 1:  # one axis: the intervals fit in it
+        bounds = [p[k] for p in points for k in ("lo", "hi") if math.isfinite(p[k])]
+        clusters = [(min([shown[0], *bounds]), max([shown[-1], *bounds]))]
+    ranges = []
+    for lo, hi in clusters:
+        pad = max(0.5 if percent else 0.0, 0.06 * (hi - lo)) or 0.05 * abs(hi) or 0.1
+        left, right = lo - pad, hi + pad
+        if percent:
+            # A CI that includes a diverged run can reach past 0% or 100%; accuracy cannot.
+            left, right = max(left, 0.0 if metric != "gap_acc" else -100.0), min(right, 100.0)
+        ranges.append((left, right))
+    return ranges
+
+
+def _format_x(ax: Any, metric: str, percent: bool) -> None:
+    if metric == "gap_acc":
+        ax.axvline(0, color="0.5", lw=1, ls=":")
+    if metric.startswith("gap"):
+        # A difference of two accuracies: percentage points, not a percentage.
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} pp"))
+    elif percent:
+        _percent_axis(ax, "x")
+
+
 def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figure, str]:
     """Final ``metric`` per variant: seeds as dots, mean and 95% CI, diverged runs marked.
 
@@ -53,64 +131,27 @@ def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figu
     runs = ctx.runs(what)
     _require(runs, ["variant", "seed", "status", metric], "runs.csv", what)
     percent = "acc" in metric
-    scale = 100.0 if percent else 1.0
     keep_diverged = "loss" not in metric
-    variants = ctx.order(runs["variant"].unique())
-    from_summary = _summary_ci(ctx, metric)
-    fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(variants) + 1.2))
-    rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-stable across reruns
-    shown: list[float] = []  # every x drawn, for the axis limits
-    diverged_total = 0
-    for i, variant in enumerate(variants):
-        part = runs[runs["variant"] == variant]
-        ok = part[part["status"] != DIVERGED]
-        div = part[part["status"] == DIVERGED]
-        values = scale * pd.to_numeric(ok[metric], errors="coerce")
-        values = values[np.isfinite(values)]
-        ax.scatter(values, i + rng.uniform(-0.15, 0.15, len(values)), color=ctx.color(variant),
-                   s=18, alpha=0.7)  # fmt: skip
-        shown += list(values)
-        counted = part if keep_diverged else ok
-        mean, lo, hi = from_summary.get(variant) or t_interval(
-            pd.to_numeric(counted[metric], errors="coerce")
-        )
-        if math.isfinite(mean):
-            ax.plot([scale * mean], [i], marker="D", color="k", ms=5, zorder=3)
-            if math.isfinite(lo) and math.isfinite(hi):
-                ax.plot([scale * lo, scale * hi], [i, i], color="k", lw=1.5, zorder=2)
-            shown += [scale * v for v in (mean, lo, hi) if math.isfinite(v)]
-        if len(div):
-            diverged_total += len(div)
-            if keep_diverged:
-                div_values = scale * pd.to_numeric(div[metric], errors="coerce")
-                div_values = div_values[np.isfinite(div_values)]
-                ax.scatter(div_values, [i] * len(div_values), marker="x", color=DIVERGED_COLOR,
-                           s=30)  # fmt: skip
-                shown += list(div_values)
-            _margin_note(ax, i, f"diverged {len(div)}/{len(part)}")
-    _variant_ticks(ax, variants, ctx)
-    if shown:
-        lo, hi = min(shown), max(shown)
-        pad = max(0.5 if percent else 0.0, 0.06 * (hi - lo)) or 0.05 * abs(hi) or 0.1
-        left, right = lo - pad, hi + pad
-        if percent:
-            # A CI that includes a diverged run can reach past 0% or 100%; accuracy cannot.
-            left, right = max(left, 0.0 if metric != "gap_acc" else -100.0), min(right, 100.0)
-        ax.set_xlim(left, right)
-    if metric == "gap_acc":
-        ax.axvline(0, color="0.5", lw=1, ls=":")
-    ax.set_xlabel(label)
-    if metric.startswith("gap"):
-        # A difference of two accuracies: percentage points, not a percentage.
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} pp"))
-    elif percent:
-        _percent_axis(ax, "x")
-    ax.set_ylim(len(variants) - 0.5, -0.5)
+    points = _variant_points(ctx, runs, metric, keep_diverged, 100.0 if percent else 1.0)
+    ranges = _x_ranges(points, percent, metric)
+    widths = [1.0] if len(ranges) == 1 else [1.0, 3.0]
+    fig, axes = plt.subplots(1, len(ranges), figsize=(6.0, 0.45 * len(points) + 1.2),
+                             sharey=True, squeeze=False, width_ratios=widths)  # fmt: skip
+    for j, (ax, xlim) in enumerate(zip(axes[0], ranges, strict=True)):
+        _draw_points(ax, ctx, points, notes=j == len(ranges) - 1)
+        ax.set_xlim(*xlim)
+        _format_x(ax, metric, percent)
+    _variant_ticks(axes[0, 0], [p["variant"] for p in points], ctx)
+    if len(ranges) == 2:
+        _break_marks(axes[0, 0], axes[0, 1])
+    fig.supxlabel(label, fontsize=10)
     fig.tight_layout()
     caption = (
         f"Final {label} per variant: dots are seeds, diamonds the mean and bars its 95% "
         f"confidence interval ({_n_seeds(runs)})."
+        + (" The axis is broken between the two groups of values." if len(ranges) == 2 else "")
     )
+    diverged_total = sum(p["n_diverged"] for p in points)
     if diverged_total and keep_diverged:
         caption += (
             f" Diverged runs ({diverged_total}) are drawn as red crosses and counted at the "
@@ -122,6 +163,17 @@ def _per_variant(ctx: Context, what: str, metric: str, label: str) -> tuple[Figu
             "tables, left out: their loss is not meaningful."
         )
     return fig, caption
+
+
+def _break_marks(left: Any, right: Any) -> None:
+    """The two panels of a broken axis: no spine between them, diagonal marks at the break."""
+    left.spines["right"].set_visible(False)
+    right.spines["left"].set_visible(False)
+    right.tick_params(axis="y", left=False)
+    marks = {"marker": [(-1, -1), (1, 1)], "markersize": 8, "linestyle": "none", "color": "k",
+             "mec": "k", "mew": 1, "clip_on": False}  # fmt: skip
+    left.plot([1, 1], [0, 1], transform=left.transAxes, **marks)
+    right.plot([0, 0], [0, 1], transform=right.transAxes, **marks)
 
 
 @figure("test_accuracy", needs="tables/runs.csv")
@@ -219,40 +271,76 @@ def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
 
     rows = axis_order(list(row_vals), df["row_"])
     cols = axis_order(list(col_vals), df["col_"])
-    mean = df.groupby(["row_", "col_"])["test_acc"].mean().unstack()
-    mean = mean.reindex(index=rows, columns=cols)
-    n_div = (df["status"] == DIVERGED).groupby([df["row_"], df["col_"]]).sum()
-    n_all = df.groupby(["row_", "col_"]).size()
-    labels = np.empty(mean.shape, dtype=object)
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            value = mean.iat[i, j]
-            text = f"{100 * value:.3g}" if np.isfinite(value) else "–"
-            d = int(n_div.get((r, c), 0))
-            if d:
-                text += f"\ndiv. {d}/{int(n_all.get((r, c), 0))}"
-            labels[i, j] = text
-    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.4, 0.6 * len(rows) + 1.6))
-    sns.heatmap(
-        100 * mean.astype(float),
-        annot=labels,
-        fmt="",
-        cmap="viridis",
-        cbar_kws={"label": "test accuracy (%)"},
-        linewidths=0.5,
-        ax=ax,
-        annot_kws={"fontsize": 8},
-    )
+    cells = _grid_cells(ctx, df)
+    fig, ax = plt.subplots(figsize=(1.5 * len(cols) + 2.6, 0.8 * len(rows) + 1.6))
+    _draw_grid(ax, cells, rows, cols)
     ax.set_xlabel(col_key)
     ax.set_ylabel(row_key)
     ax.tick_params(axis="y", rotation=0)
     fig.tight_layout()
+    n_div = int(sum(c["n_diverged"] for c in cells.values()))
     caption = (
-        f"Mean test accuracy (%) over {_n_seeds(df)} for each combination of {row_key} (rows) and "
-        f"{col_key} (columns); cells count diverged runs, whose accuracy is included in the mean "
-        "as in the tables."
+        f"Mean test accuracy (%) ± the half-width of its 95% interval over {_n_seeds(df)} for "
+        f"each combination of {row_key} (rows) and {col_key} (columns). Colour: the paired "
+        f"difference to the baseline {ctx.ablation.baseline} in percentage points, only where "
+        "it is significant (better or worse); grey cells are inconclusive, the baseline is white. "
+        + (
+            f"{n_div} runs diverged, counted in their cells (div. k/n); their accuracy is in the "
+            "mean, as in the tables."
+            if n_div
+            else "No run diverged."
+        )
     )
     return fig, caption
+
+
+def _grid_cells(ctx: Context, df: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (row, column) cell: mean and CI half-width of test accuracy, its paired difference to
+    the baseline and verdict (from the summary table), and the diverged runs."""
+    summary = ctx.summary()
+    verdicts = {}
+    if summary is not None and {"test_acc_diff", "test_acc_verdict"} <= set(summary.columns):
+        for _, r in summary.iterrows():
+            verdicts[str(r["variant"])] = (float(r["test_acc_diff"]), str(r["test_acc_verdict"]))
+    cells = {}
+    for (row, col), part in df.groupby(["row_", "col_"]):
+        variant = str(part["variant"].iloc[0])
+        mean, lo, _ = t_interval(pd.to_numeric(part["test_acc"], errors="coerce"))
+        diff, verdict = verdicts.get(variant, (math.nan, "inconclusive"))
+        cells[(row, col)] = {
+            "mean": 100 * mean, "half": 100 * (mean - lo), "diff": 100 * diff,
+            "verdict": "baseline" if variant == ctx.ablation.baseline else verdict,
+            "n_diverged": int((part["status"] == DIVERGED).sum()), "n": len(part),
+        }  # fmt: skip
+    return cells
+
+
+def _draw_grid(ax: Any, cells: dict, rows: list[str], cols: list[str]) -> None:
+    """Coloured by the significant differences only: a colour scale over every mean would make
+    differences inside the noise look as large as real ones."""
+    diff = np.full((len(rows), len(cols)), np.nan)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            cell = cells.get((r, c))
+            if cell and cell["verdict"] in ("better", "worse", "baseline"):
+                diff[i, j] = 0.0 if cell["verdict"] == "baseline" else cell["diff"]
+    bound = float(np.nanmax(np.abs(diff))) if np.isfinite(diff).any() else 1.0
+    ax.set_facecolor("0.88")
+    ax.grid(False)
+    sns.heatmap(pd.DataFrame(diff, index=rows, columns=cols), cmap="RdBu", center=0,
+                vmin=-(bound or 1.0), vmax=bound or 1.0, linewidths=0.5, ax=ax,
+                cbar_kws={"label": "Δ test accuracy vs baseline (pp)"})  # fmt: skip
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            cell = cells.get((r, c))
+            if not cell:
+                continue
+            text = f"{cell['mean']:.3g} ± {cell['half']:.2g}" if math.isfinite(cell["half"]) else (
+                f"{cell['mean']:.3g}")  # fmt: skip
+            text += "\n" + cell["verdict"]
+            if cell["n_diverged"]:
+                text += f"\ndiv. {cell['n_diverged']}/{cell['n']}"
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7.5)
 
 
 @figure("epochs_to_target", needs="tables/history.csv (val_acc)")

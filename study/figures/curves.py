@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from study.figures.common import (
     DIVERGED,
@@ -44,7 +45,10 @@ def learning_curves(ctx: Context) -> tuple[Figure, str]:
         _plot_mean_band(ax, part, "epoch", "val_loss", color=color, ls="-", lw=1.8)
         n_div = hist[(hist["variant"] == variant) & (hist["status"] == DIVERGED)]["seed"].nunique()
         title = variant + (f"  (diverged {n_div})" if n_div else "")
-        ax.set_title(title, fontsize=9, color=color)
+        # Black titles: a light variant colour is hard to read as text; the lines carry it.
+        ax.set_title(title, fontsize=9, color="k")
+        ax.tick_params(labelbottom=True, labelleft=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if part.empty:
             ax.text(0.5, 0.5, "all runs diverged", ha="center", va="center", transform=ax.transAxes)
     for ax in axes.flat[len(variants) :]:
@@ -126,6 +130,34 @@ def _steps_per_epoch(hist: pd.DataFrame) -> int | None:
     return int(round(steps[0] / epochs[0])) if epochs[0] > 0 else None
 
 
+def _schedule_curve(ctx: Context, variant: str, runs, hist, lr_curve) -> tuple | None:
+    """(x, learning rate / base rate, base rate, x label, source) of one variant's schedule: from
+    the schedule function when its config is known, else from the per-epoch LR of history.csv."""
+    info = _run_info(ctx, variant, runs)
+    config = info.get("config") or {}
+    part = hist[hist["variant"] == variant] if hist is not None else pd.DataFrame()
+    first_seed = part[part["seed"] == part["seed"].min()] if len(part) else part
+    spe = _finite_number(info.get("steps_per_epoch")) or _steps_per_epoch(first_seed)
+    epochs = (config.get("train") or {}).get("epochs")
+    schedule = config.get("schedule")
+    # The LR the run used (a tuned one if the variant was tuned), else the configured one.
+    base_lr = _finite_number(info.get("lr"))
+    if base_lr is None:
+        base_lr = _finite_number((config.get("optim") or {}).get("lr"))
+    if lr_curve is not None and schedule and spe and epochs and base_lr is not None:
+        total = int(spe) * int(epochs)
+        factors = np.asarray(lr_curve(total, int(spe), dict(schedule)), dtype=float)
+        return np.arange(total), factors, base_lr, "optimizer step", "the schedule functions"
+    if len(first_seed) and "lr" in first_seed.columns:
+        h = first_seed.sort_values("epoch")
+        x = h["step"] if "step" in h.columns else h["epoch"]
+        lr = h["lr"].astype(float)
+        scale = base_lr if base_lr else float(lr.max())
+        xlabel = "optimizer step" if "step" in h.columns else "epoch"
+        return x, lr / scale, scale, xlabel, "the per-epoch learning rate recorded in history.csv"
+    return None
+
+
 @figure("lr_schedules", needs="run configs + history.csv (steps per epoch)")
 def lr_schedules(ctx: Context) -> tuple[Figure, str]:
     what = "lr_schedules"
@@ -138,56 +170,40 @@ def lr_schedules(ctx: Context) -> tuple[Figure, str]:
         hist = ctx.history(what)
     except FigureError:
         hist = None
-    fig, ax = plt.subplots(figsize=(6.0, 3.4))
-    source = "the schedule functions"
-    xlabel = "optimizer step"
-    drawn = 0
-    for variant in ctx.variants:
-        info = _run_info(ctx, variant, runs)
-        config = info.get("config") or {}
-        part = hist[hist["variant"] == variant] if hist is not None else pd.DataFrame()
-        first_seed = part[part["seed"] == part["seed"].min()] if len(part) else part
-        spe = _finite_number(info.get("steps_per_epoch")) or _steps_per_epoch(first_seed)
-        color = ctx.color(variant)
-        epochs = (config.get("train") or {}).get("epochs")
-        schedule = config.get("schedule")
-        # The LR the run used (a tuned one if the variant was tuned), else the configured one.
-        base_lr = _finite_number(info.get("lr"))
-        if base_lr is None:
-            base_lr = _finite_number((config.get("optim") or {}).get("lr"))
-        if lr_curve is not None and schedule and spe and epochs and base_lr is not None:
-            total = int(spe) * int(epochs)
-            factors = np.asarray(lr_curve(total, int(spe), dict(schedule)), dtype=float)
-            label = f"{variant} (base {base_lr:.3g})"
-            ax.plot(np.arange(total), factors, color=color, lw=1.6, label=label)
-            drawn += 1
-        elif len(first_seed) and "lr" in first_seed.columns:
-            # Without the schedule module only the per-epoch LR of the history is known.
-            source = "the per-epoch learning rate recorded in history.csv"
-            h = first_seed.sort_values("epoch")
-            x = h["step"] if "step" in h.columns else h["epoch"]
-            xlabel = "optimizer step" if "step" in h.columns else "epoch"
-            lr = h["lr"].astype(float)
-            scale = base_lr if base_lr else float(lr.max())
-            label = f"{variant} (base {scale:.3g})"
-            ax.plot(x, lr / scale, color=color, lw=1.6, marker=".", label=label)
-            drawn += 1
-    if not drawn:
+    curves = {v: c for v in ctx.variants if (c := _schedule_curve(ctx, v, runs, hist, lr_curve))}
+    if not curves:
         raise FigureError(
             f"ablation {ctx.name!r}: {what} needs each variant's config (metrics.json or "
             "config.* columns in runs.csv) and history.csv (steps per epoch), or an lr column "
             "in history.csv"
         )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("learning rate / base learning rate")
-    ax.set_ylim(bottom=0)
-    ax.legend(frameon=False, fontsize=8, ncol=2)
+    # Small multiples: overlaid, step hides under piecewise and constant under constant_warmup.
+    rows, cols = _grid_shape(len(curves), max_cols=3)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows + 0.4), sharex=True,
+                             sharey=True, squeeze=False)  # fmt: skip
+    bases = {c[2] for c in curves.values()}
+    for ax, (variant, (x, y, base, *_)) in zip(axes.flat, curves.items(), strict=False):
+        ax.plot(x, y, color=ctx.color(variant), lw=1.8, marker="." if len(x) < 50 else None)
+        note = f" (base {base:.3g})" if len(bases) > 1 else ""
+        ax.set_title(variant + note, fontsize=9)
+        ax.set_ylim(0, 1.08)
+        ax.tick_params(labelbottom=True, labelleft=True)
+    for ax in axes.flat[len(curves) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(next(iter(curves.values()))[3])
+    for ax in axes[:, 0]:
+        ax.set_ylabel("LR / base LR")
     fig.tight_layout()
-    # Relative to the base LR: base LRs of different optimizers differ by orders of magnitude and
-    # would flatten every other curve; the legend gives each base LR.
+    source = next(iter(curves.values()))[4]
+    base_note = (
+        f"the base learning rate is {next(iter(bases)):.3g} for every schedule"
+        if len(bases) == 1
+        else "each panel's title gives its base learning rate"
+    )
     caption = (
-        "Learning rate relative to each variant's base learning rate (in the legend) against the "
-        f"optimizer step, for every schedule, from {source}."
+        "Learning rate relative to the base learning rate against the optimizer step, one panel "
+        f"per schedule, from {source}; {base_note}."
     )
     return fig, caption
 

@@ -21,7 +21,7 @@ Usage::
 """
 
 from study.report.cli import main
-from study.report.context import ReportError, build_context, run_ledger
+from study.report.context import ReportError, build_context, run_commits, run_ledger
 from study.report.formatting import (
     anchor,
     count,
@@ -48,6 +48,7 @@ __all__ = [
     "md_escape",
     "pct",
     "render_report",
+    "run_commits",
     "run_ledger",
     "value",
     "write_report",

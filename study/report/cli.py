@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from study.paths import TEMPLATES
-from study.report.context import ReportError, build_context, write_claims_ledger
+from study.report.context import COURSE_ORDER, ReportError, build_context
+from study.report.ledger import write_claims_ledger
 from study.report.render import write_report
 
 
@@ -21,19 +22,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=Path("paper"), type=Path)
     parser.add_argument("--scale", help="scale name shown in the report (default: folder name)")
     parser.add_argument("--templates", default=TEMPLATES, type=Path)
+    parser.add_argument(
+        "--order",
+        default=",".join(COURSE_ORDER),
+        help="ablations in the paper's order, comma-separated (the others follow by name)",
+    )
+    parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (WeasyPrint)")
     args = parser.parse_args(argv)
     from study.planning.ablation import load_ablations
 
     try:
+        write_claims_ledger(args.scale_dir, args.out)  # before the context: it shows the plot
         context = build_context(
-            args.scale_dir, load_ablations(args.ablations), args.claims, args.scale
+            args.scale_dir,
+            load_ablations(args.ablations),
+            args.claims,
+            args.scale,
+            order=tuple(n for n in args.order.split(",") if n),
         )
-        forest = write_claims_ledger(args.scale_dir, args.out)
-        context["claims_forest"] = forest
-        context["claims_forest_source"] = args.out / forest if forest else None
-        write_report(context, args.out, args.templates)
+        write_report(context, args.out, args.templates, pdf=not args.no_pdf)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out / 'report.html'} and {args.out / 'report.md'}")
+    print(f"wrote {args.out / 'report.html'}, report.md and report.pdf beside it")
     return 0

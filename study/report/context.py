@@ -17,26 +17,38 @@ from study import contracts, provenance
 from study.analysis.claim_rule import RULE
 from study.analysis.stats import fmt
 from study.paths import ScaleDir
+from study.report.experiments import (
+    ablation_setup,
+    effective_epochs,
+    prior_shift,
+    read_shift,
+    second_order,
+    shift_definitions,
+)
 from study.report.formatting import (
     VERDICT_CLASS,
-    _finite,
     _num,
+    anchor,
     count,
-    diff,
     duration,
-    interval,
     value,
 )
-from study.report.sections import _ablation_context, _planned_seeds
+from study.report.ledger import _in_unit
+from study.report.narrative import (
+    INTRODUCTION,
+    REFERENCES,
+    abstract,
+    discussion,
+    limitations,
+    reproduce_command,
+    verdict_counts,
+)
+from study.report.sections import _ablation_context, _display_width, _planned_seeds
 
 TITLE = "How neural networks are trained: a reproducible benchmark of training techniques"
-_VERDICT_ORDER = {
-    "supported": 0,
-    "contradicted": 1,
-    "no meaningful effect": 2,
-    "inconclusive": 3,
-    "not tested": 4,
-}
+# The course's order of topics: the paper's sections follow it; an ablation not listed comes after
+# these, in file-name order. ``python -m study.report --order`` replaces it.
+COURSE_ORDER = ("regularization", "optimizers", "schedules", "optimizer_schedule", "normalization")
 
 
 class ReportError(RuntimeError):
@@ -57,6 +69,18 @@ def _run_environments(scale_dir: Path) -> tuple[list[str], list[str]]:
             if isinstance(entry, dict) and entry:
                 target[", ".join(f"{k} {v}" for k, v in sorted(entry.items()))] = None
     return list(versions), list(hardware)
+
+
+def _text(row: pd.Series, column: str) -> str:
+    """A cell as text; empty when the column is absent or the cell is empty."""
+    cell = row.get(column)
+    return "" if cell is None or (not isinstance(cell, str) and pd.isna(cell)) else str(cell)
+
+
+def _unit(row: pd.Series, metric: str) -> str:
+    """The effect's unit: the claims table's own ``unit`` when it has one, else percentage points
+    for accuracies and the metric's name for anything else."""
+    return _text(row, "unit") or ("pp" if "acc" in metric else metric.replace("_", " "))
 
 
 def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict]) -> list[dict]:
@@ -85,80 +109,27 @@ def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict])
         metric = "" if pd.isna(r.get("metric")) else str(r.get("metric"))
         figure = "" if pd.isna(r.get("figure")) else str(r.get("figure"))
         verdict = "" if pd.isna(r.get("verdict")) else str(r.get("verdict"))
-        unit = "" if pd.isna(r.get("unit", math.nan)) else str(r.get("unit"))
         out.append(
             {
                 "id": str(r.get("id", "")),
                 "claim": str(r.get("claim", "")),
                 "ablation": "" if pd.isna(r.get("ablation")) else str(r.get("ablation")),
                 "metric": metric,
-                **_in_unit(r, unit, metric),
+                **_in_unit(r, _text(r, "unit"), metric),
                 "verdict": verdict,
                 "verdict_class": VERDICT_CLASS.get(verdict, "neutral"),
                 "figure": figure,
                 "figure_ref": figures.get(figure),
                 "detail": "" if pd.isna(r.get("detail")) else str(r.get("detail")),
+                "unit": _unit(r, metric),
             }
         )
     return out
 
 
-def _in_unit(r: pd.Series, unit: str, metric: str) -> dict[str, str]:
-    """Effect, interval, margin and detectable effect as the ledger states them: in the claim's
-    unit (tables/claims.csv holds them so), with the Holm-adjusted p and the seeds."""
-    effect, lo, hi = (_num(r.get(k)) for k in ("effect", "lo", "hi"))
-    if not unit:  # a ledger written before claims declared units
-        return {"effect": diff(effect, metric) if _finite(effect) else "",
-                "ci": interval(lo, hi, metric, as_diff=True), "unit": "", "margin": "",
-                "mde": "", "p_adjusted": "", "seeds": ""}  # fmt: skip
-    suffix = {"pp": " pp", "x": "x", "s": " s", "epochs": " ep"}.get(unit, "")
-
-    def show(v: float) -> str:
-        return (("+" if v > 0 and unit != "x" else "") + fmt(v) + suffix) if _finite(v) else ""
-
-    p_adj = r.get("p_adjusted")
-    return {
-        "effect": show(effect),
-        "ci": f"[{show(lo)}, {show(hi)}]" if _finite(lo) and _finite(hi) else "",
-        "unit": unit,
-        "margin": f"±{fmt(_num(r.get('margin')))}{suffix}" if _finite(r.get("margin")) else "",
-        "mde": fmt(_num(r.get("detectable_effect"))) + suffix
-        if _finite(r.get("detectable_effect")) else "",
-        "p_adjusted": fmt(_num(p_adj), 2) if _finite(p_adj) else "",
-        "seeds": count(r.get("seeds")) if _finite(r.get("seeds")) else "",
-    }  # fmt: skip
-
-
-def write_claims_ledger(scale_dir: Path, out: Path) -> str | None:
-    """The ledger next to the report: ``claims.csv`` (contracts.REPORT_CLAIMS) and its forest
-    plot ``figures/claims_forest.png``; returns the plot's path relative to ``out``."""
-    from study.figures.forest import write_ledger_forest
-    from study.outputs import atomic_path
-
-    table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
-    if table is None or table.empty or "unit" not in table:
-        return None
-    with atomic_path(Path(out) / "claims.csv") as tmp:
-        table.reindex(columns=list(contracts.REPORT_CLAIMS_COLUMNS)).to_csv(tmp, index=False)
-    write_ledger_forest(table, Path(out) / "figures" / "claims_forest.png")
-    return "figures/claims_forest.png"
-
-
-def _effective_epochs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Epochs as trained: a scale may cap what an ablation asks for (train.max_epochs)."""
-    if "config.train.epochs" not in runs.columns or "config.train.max_epochs" not in runs.columns:
-        return runs
-    cap = pd.to_numeric(runs["config.train.max_epochs"], errors="coerce")
-    runs = runs.copy()
-    runs["config.train.epochs"] = runs["config.train.epochs"].where(
-        cap.isna(), runs["config.train.epochs"].clip(upper=cap)
-    )
-    return runs
-
-
 def _setup(runs: pd.DataFrame, ablations: dict[str, Any]) -> list[dict[str, str]]:
     """Facts of the setup, from the resolved configs of the runs (config.* columns)."""
-    runs = _effective_epochs(runs)
+    runs = effective_epochs(runs)
 
     def values(column: str) -> str:
         if column not in runs.columns:
@@ -232,6 +203,8 @@ LEDGER_COLUMNS = (
     "val_acc",
     "val_loss",
     "epochs_run",
+    "lr",
+    "wall_s",
     "config_hash",
     "commit",
     "dirty",
@@ -253,7 +226,41 @@ def run_ledger(scale_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
     return ledger.assign(commit=commits, dirty=dirty)
 
 
-def _provenance(scale_dir: Path, runs: pd.DataFrame, repo: str | Path | None) -> dict[str, Any]:
+def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) -> dict[str, Any]:
+    """Whether every run came from the report's own commit with a clean tree, and if not, how
+    many runs came from which commit and tree state. ``clean`` is True only when it is known."""
+    groups: dict[tuple[str, str], int] = {}
+    for run_commit, run_dirty in zip(ledger["commit"], ledger["dirty"], strict=True):
+        known = isinstance(run_commit, str) and run_commit
+        key = (
+            run_commit[:12] if known else "unknown",
+            {True: "uncommitted changes", False: "clean"}.get(run_dirty, "tree state unknown"),
+        )
+        groups[key] = groups.get(key, 0) + 1
+    same = [
+        c == commit and d is False for c, d in zip(ledger["commit"], ledger["dirty"], strict=True)
+    ]
+    reasons = []
+    if not commit:
+        reasons.append("the report was not built in a git checkout")
+    elif dirty is not False:
+        reasons.append("the report was built from a tree with uncommitted changes")
+    if not all(same):
+        reasons.append(f"{len(same) - sum(same)} of {len(same)} runs came from another commit or "
+                       "a tree with uncommitted changes")  # fmt: skip
+    return {
+        "clean": bool(commit) and dirty is False and all(same),
+        "reasons": reasons,
+        "groups": [
+            {"commit": c, "state": d, "n": n}
+            for (c, d), n in sorted(groups.items(), key=lambda kv: -kv[1])
+        ],
+    }
+
+
+def _provenance(
+    scale_dir: Path, runs: pd.DataFrame, ledger: pd.DataFrame, repo: str | Path | None
+) -> dict[str, Any]:
     wall = pd.to_numeric(runs.get("wall_s", pd.Series(dtype=float)), errors="coerce")
     tuning = contracts.read_csv(ScaleDir(scale_dir).table("tuning"), contracts.TUNING, True)
     tune_wall = (
@@ -268,6 +275,7 @@ def _provenance(scale_dir: Path, runs: pd.DataFrame, repo: str | Path | None) ->
         "commit": commit,
         "commit_short": commit[:12] if re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown",
         "dirty": git["dirty"],
+        "runs_from": run_commits(ledger, git["commit"], git["dirty"]),
         "packages": [{"name": k, "version": v} for k, v in provenance.package_versions().items()],
         "run_versions": versions,
         "run_hardware": hardware,
@@ -279,12 +287,41 @@ def _provenance(scale_dir: Path, runs: pd.DataFrame, repo: str | Path | None) ->
     }
 
 
+def ordered(ablations: dict[str, Any], order: tuple[str, ...] = COURSE_ORDER) -> list[Any]:
+    """The ablations in the paper's order: those named in ``order`` first, then the rest."""
+    rank = {name: i for i, name in enumerate(order)}
+    names = sorted(ablations, key=lambda n: (rank.get(n, len(rank)), n))
+    return [ablations[n] for n in names]
+
+
+def _extra_figure(scale_dir: Path, rel: str, caption: str) -> dict[str, Any] | None:
+    """A figure that belongs to no ablation (the claims forest plot, the second-order scaling)."""
+    png = scale_dir / rel
+    if not png.is_file():
+        return None
+    name = Path(rel).stem
+    return {"name": name, "ablation": "", "caption": caption, "source": png, "rel": rel,
+            "anchor": anchor("fig", name), "width": _display_width(png)}  # fmt: skip
+
+
+FOREST_CAPTION = (
+    "Every claim's effect with its 95% confidence interval, coloured by verdict; the shaded band "
+    "is the claim's margin of no meaningful effect."
+)
+SECOND_ORDER_CAPTION = (
+    "Newton's method: seconds and bytes per iteration against the number of parameters N on "
+    "log-log axes, with the fitted power laws (solid over the measured sizes, dashed where they "
+    "are extrapolated to 1e8), and iterations to the target per method."
+)
+
+
 def build_context(
     scale_dir: str | Path,
     ablations: dict[str, Any],
     claims_path: str | Path | None = None,
     scale: str | None = None,
     repo: str | Path | None = None,
+    order: tuple[str, ...] = COURSE_ORDER,
 ) -> dict[str, Any]:
     """Everything the templates show, as plain values (formatted strings, paths, lists)."""
     scale_dir = Path(scale_dir)
@@ -292,31 +329,43 @@ def build_context(
     runs = contracts.read_csv(runs_path, contracts.RUNS, optional=True)
     if runs is None:
         raise ReportError(f"the report needs {runs_path}; run the tables")
-    sections = [_ablation_context(scale_dir, a, runs) for a in ablations.values()]
-    number = 0
-    for section in sections:
-        for fig in section["figures"]:
-            number += 1
-            fig["number"] = number
+    sections = []
+    for ablation in ordered(ablations, order):
+        section = _ablation_context(scale_dir, ablation, runs)
+        section["setup"] = ablation_setup(ablation, runs)
+        sections.append(section)
+    forest = _extra_figure(scale_dir, "figures/claims_forest.png", FOREST_CAPTION)
+    scaling = _extra_figure(scale_dir, "figures/second_order/scaling.png", SECOND_ORDER_CAPTION)
+    every = [forest, *(f for s in sections for f in s["figures"]), scaling]
+    for number, fig in enumerate((f for f in every if f), start=1):
+        fig["number"] = number
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
     claims = _claims(scale_dir, Path(claims_path) if claims_path else None, figures)
-    counts: dict[str, int] = {}
-    for c in claims:
-        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
-    return {
+    ledger = run_ledger(scale_dir, runs)
+    shift = read_shift(scale_dir)
+    context = {
         "title": TITLE,
-        "rule": RULE,
-        "claims_forest": None,  # set by write_claims_ledger: the path in the report folder
-        "claims_forest_source": None,
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,
-        "claim_counts": [
-            {"verdict": k, "n": v}
-            for k, v in sorted(counts.items(), key=lambda kv: (_VERDICT_ORDER.get(kv[0], 9), kv[0]))
-        ],
+        "rule": RULE,
+        "claim_counts": verdict_counts(claims),
+        "forest": forest,
         "setup": _setup(runs, ablations),
-        "provenance": _provenance(scale_dir, runs, repo),
+        "shift_definitions": shift_definitions(shift),
+        "prior_shift": prior_shift(
+            shift, order=list(getattr(ablations.get("normalization"), "variants", []))
+        ),
+        "second_order": second_order(scale_dir),
+        "second_order_figure": scaling,
+        "provenance": _provenance(scale_dir, runs, ledger, repo),
         "runs": _run_rows(runs),
-        "ledger": run_ledger(scale_dir, runs),
+        "ledger": ledger,
+        "references": [{"key": k, "text": t} for k, t in REFERENCES],
+        "introduction": list(INTRODUCTION),
+        "reproduce": reproduce_command(scale or scale_dir.name),
     }
+    context["abstract"] = abstract(context)
+    context["discussion"] = discussion(claims)
+    context["limitations"] = limitations(context)
+    return context

@@ -62,14 +62,31 @@ def render_report(context: dict[str, Any], templates: Path = TEMPLATES) -> dict[
     return {"report.html": html.render(**context), "report.md": md.render(**context)}
 
 
-def write_report(context: dict[str, Any], out: str | Path, templates: Path = TEMPLATES) -> None:
-    """Render and write the report with its figures and LaTeX tables (every file atomically)."""
+def write_pdf(html: str, out_pdf: Path, base: Path) -> None:
+    """report.html printed to a PDF (A4, its print stylesheet) by WeasyPrint: figures are inline
+    data URIs, so the PDF needs nothing beside the HTML."""
+    import weasyprint  # imported here: pango is only needed where a PDF is wanted
+
+    with atomic_path(out_pdf) as tmp:
+        weasyprint.HTML(string=html, base_url=str(base)).write_pdf(tmp)
+
+
+def _figures(context: dict[str, Any]) -> list[dict[str, Any]]:
+    extra = [context.get("forest"), context.get("second_order_figure")]
+    return [f for s in context["sections"] for f in s["figures"]] + [f for f in extra if f]
+
+
+def write_report(
+    context: dict[str, Any], out: str | Path, templates: Path = TEMPLATES, pdf: bool = False
+) -> None:
+    """Render and write the report with its figures and LaTeX tables (every file atomically),
+    and with ``pdf`` also report.pdf."""
     out = Path(out)
     texts = render_report(context, templates)
+    for fig in _figures(context):
+        with atomic_path(out / fig["rel"]) as tmp:
+            shutil.copyfile(fig["source"], tmp)
     for section in context["sections"]:
-        for fig in section["figures"]:
-            with atomic_path(out / fig["rel"]) as tmp:
-                shutil.copyfile(fig["source"], tmp)
         if section["tex"]:
             with atomic_path(out / section["tex"]["rel"]) as tmp:
                 shutil.copyfile(section["tex"]["source"], tmp)
@@ -80,3 +97,5 @@ def write_report(context: dict[str, Any], out: str | Path, templates: Path = TEM
     for name, text in texts.items():
         with atomic_path(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")
+    if pdf:
+        write_pdf(texts["report.html"], out / "report.pdf", out)

@@ -105,6 +105,8 @@ def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
         row["epochs_run"] = count(r.get("epochs_run_mean"))
         for m in ("test_acc", "gap_acc", "test_loss"):
             row[f"{m}_diff_raw"] = _num(r.get(f"{m}_diff"))
+            row[f"{m}_diff_lo_raw"] = _num(r.get(f"{m}_diff_lo"))
+            row[f"{m}_diff_hi_raw"] = _num(r.get(f"{m}_diff_hi"))
             row[f"{m}_diff"] = "" if is_base else diff(r.get(f"{m}_diff"), m)
             row[f"{m}_diff_ci"] = (
                 "" if is_base else interval(r.get(f"{m}_diff_lo"), r.get(f"{m}_diff_hi"), m, True)

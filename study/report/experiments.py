@@ -1,0 +1,230 @@
+"""The paper's method and the results that are not one ablation's table: the setup of each ablation
+from its runs' resolved configs, the test-time shifts as conf/shift.yaml defines them, the
+class-prior shift results and the second-order scaling experiment."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from study import contracts
+from study.analysis.stats import mean_ci
+from study.paths import STUDY_ROOT, ScaleDir
+from study.report.formatting import count, fmt, interval, pct
+
+SHIFT_SETTINGS = STUDY_ROOT / "conf" / "shift.yaml"
+
+# What each corruption's parameter is (the values per severity come from the shift table).
+CORRUPTION_PARAMETERS = {
+    "gaussian_noise": "standard deviation of added Gaussian noise (pixel range 0–1)",
+    "brightness": "offset added to every pixel before clipping",
+    "contrast": "factor scaling each pixel's distance to the image mean",
+    "blur": "Gaussian blur sigma in pixels",
+    "pixelate": "side in pixels of the blocks an image is averaged over",
+}
+
+# Facts of an ablation's setup: label → config column(s) of runs.csv.
+_SETUP_FACTS = (
+    ("Model", ("config.model.name", "config.model.width", "config.model.blocks")),
+    ("Normalization", ("config.model.norm",)),
+    ("Training images", ("config.data.n_train",)),
+    ("Epochs", ("config.train.epochs",)),
+    ("Batch size", ("config.train.batch_size",)),
+    ("Optimizer", ("config.optim.name",)),
+    ("Learning rate", ("config.optim.lr",)),
+    ("Weight decay", ("config.optim.weight_decay",)),
+    ("Schedule", ("config.schedule.name",)),
+    ("Warmup (fraction of steps)", ("config.schedule.warmup",)),
+)
+
+
+def _shown(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if isinstance(v, float):
+        return count(v) if v.is_integer() else fmt(v)
+    return str(v)
+
+
+def effective_epochs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Epochs as trained: a scale may cap what an ablation asks for (train.max_epochs)."""
+    if "config.train.epochs" not in runs.columns or "config.train.max_epochs" not in runs.columns:
+        return runs
+    cap = pd.to_numeric(runs["config.train.max_epochs"], errors="coerce")
+    runs = runs.copy()
+    runs["config.train.epochs"] = runs["config.train.epochs"].where(
+        cap.isna(), runs["config.train.epochs"].clip(upper=cap)
+    )
+    return runs
+
+
+def ablation_setup(ablation: Any, runs: pd.DataFrame) -> dict[str, Any]:
+    """What every run of the ablation shares (one value) and what differs (listed per value),
+    from the resolved configs, plus each variant's overrides: the technique and its strength."""
+    own = effective_epochs(runs[runs["ablation"] == ablation.name]) if len(runs) else runs
+    facts = []
+    for label, columns in _SETUP_FACTS:
+        present = [c for c in columns if c in own.columns]
+        if not present or own.empty:
+            continue
+        values = list(dict.fromkeys(" × ".join(_shown(v) for v in row) for row in
+                                    own[present].itertuples(index=False)))  # fmt: skip
+        if label == "Learning rate" and ablation.tune:
+            facts.append({"key": label, "value": "tuned per variant on validation (see below)"})
+        elif len(values) == 1:
+            facts.append({"key": label, "value": values[0]})
+        else:
+            facts.append({"key": label, "value": "varies: " + ", ".join(values)})
+    variants = [
+        {"variant": name, "overrides": " ".join(overrides) or "(the common settings)"}
+        for name, overrides in ablation.variants.items()
+    ]
+    tune = ""
+    if ablation.tune:
+        factors = ", ".join(fmt(f) for f in ablation.tune["factors"])
+        tune = (
+            f"{ablation.tune['key']} tuned per variant: each default multiplied by {factors}, "
+            f"one seed per rate, the lowest {ablation.tune['metric']} on the validation split wins."
+        )
+    return {
+        "common": " ".join(ablation.common),
+        "facts": facts,
+        "variants": variants,
+        "tune": tune,
+        "shift": bool(ablation.shift),
+    }
+
+
+def shift_definitions(shift: pd.DataFrame | None, settings: Path = SHIFT_SETTINGS) -> dict:
+    """The corruptions (parameter per severity), the drift stream and the class-prior shift, as
+    conf/shift.yaml defines them; the parameters are those the shift table recorded."""
+    if not Path(settings).is_file():
+        return {}
+    conf = yaml.safe_load(Path(settings).read_text()) or {}
+    corruptions = []
+    for name in conf.get("corruptions", []):
+        params = ""
+        if shift is not None and {"param", "severity"} <= set(shift.columns):
+            rows = shift[(shift["shift"] == name) & shift["param"].notna()]
+            rows = rows.drop_duplicates("severity").sort_values("severity")
+            pairs = (f"{_shown(r.severity)}: {_shown(r.param)}" for r in rows.itertuples())
+            params = ", ".join(pairs)
+        corruptions.append(
+            {"name": name, "meaning": CORRUPTION_PARAMETERS.get(name, ""), "params": params}
+        )
+    drift = conf.get("drift") or {}
+    prior = conf.get("prior") or {}
+    return {
+        "corruptions": corruptions,
+        "severities": ", ".join(str(s) for s in conf.get("severities", [])),
+        "drift": (
+            f"the test set cut into {drift.get('slices')} time slices whose severity grows "
+            f"linearly from 0 (clean) to {drift.get('max_severity')}; each image gets one "
+            f"corruption drawn from {', '.join(drift.get('mix', []))}"
+            if drift
+            else ""
+        ),
+        "prior": (
+            "long-tailed test subsets whose largest/smallest class ratio is "
+            + ", ".join(str(r) for r in prior.get("ratios", []))
+            + " (a power law over a fixed random class order): p(y) changes, p(x | y) does not"
+            if prior
+            else ""
+        ),
+        "adabn": "AdaBN (Li et al. 2016): the normalization statistics re-estimated on the shifted "
+        "inputs, without labels",
+    }
+
+
+def prior_shift(
+    shift: pd.DataFrame | None, ablation: str = "normalization", order: list[str] | None = None
+) -> dict[str, Any]:
+    """Test accuracy under class-prior shift: one row per variant, one column per imbalance ratio
+    without and with AdaBN; each cell the mean over seeds with its 95% interval (clipped to the
+    0–100% an accuracy can take)."""
+    if shift is None or "param" not in shift.columns:
+        return {}
+    rows = shift[(shift["shift"] == "prior") & (shift["ablation"] == ablation)].copy()
+    if rows.empty:
+        return {}
+    rows["ratio"] = pd.to_numeric(rows["param"], errors="coerce")
+    rows["adapted"] = rows["adapted"].astype(str) == "True"
+    columns = [(r, a) for r in sorted(rows["ratio"].dropna().unique()) for a in (False, True)]
+    table = []
+    rank = {v: i for i, v in enumerate(order or [])}
+    groups = sorted(rows.groupby("variant"), key=lambda g: (rank.get(g[0], len(rank)), g[0]))
+    for variant, part in groups:
+        cells = []
+        for ratio, adapted in columns:
+            sel = part[(part["ratio"] == ratio) & (part["adapted"] == adapted)]
+            ci = mean_ci(pd.to_numeric(sel["accuracy"], errors="coerce"))
+            bounds = interval(max(ci.lo, 0.0), min(ci.hi, 1.0), "test_acc")
+            cells.append({"accuracy": pct(ci.mean), "ci": bounds})
+        table.append({"variant": str(variant), "cells": cells, "n": int(part["seed"].nunique())})
+    return {
+        "columns": [
+            {
+                "ratio": _shown(float(r)),
+                "adapted": a,
+                "label": f"ratio {_shown(float(r))}" + (", AdaBN" if a else ""),
+            }
+            for r, a in columns
+        ],  # fmt: skip
+        "rows": table,
+    }
+
+
+def read_shift(scale_dir: Path) -> pd.DataFrame | None:
+    return contracts.read_csv(ScaleDir(scale_dir).table("shift"), contracts.SHIFT, optional=True)
+
+
+def _exponent(fit: dict | None) -> str:
+    if not fit or fit.get("slope") is None or not math.isfinite(fit["slope"]):
+        return "n/a"
+    return f"{fmt(fit['slope'])} [{fmt(fit['lo'])}, {fmt(fit['hi'])}]"
+
+
+def second_order(scale_dir: Path) -> dict[str, Any] | None:
+    """Newton's cost exponents with their intervals, the crossover with first-order methods and the
+    extrapolations (labelled as such), from second_order.json; None when it was not run."""
+    path = ScaleDir(scale_dir).second_order.with_suffix(".json")
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    families = []
+    for family, info in summary.get("families", {}).items():
+        cross = info.get("crossover") or {}
+        n = cross.get("n")
+        extrapolations = [
+            {
+                "n": size,
+                "label": "extrapolation" if e.get("extrapolated") else "measured range",
+                "s_per_iter": fmt(e["s_per_iter"]["value"]),
+                "s_ci": f"[{fmt(e['s_per_iter']['lo'])}, {fmt(e['s_per_iter']['hi'])}]",
+                "hessian_gb": fmt(e["hessian_bytes_float64"] / 1e9),
+            }
+            for size, e in info.get("extrapolation", {}).items()
+        ]
+        families.append(
+            {
+                "family": family,
+                "sizes": ", ".join(count(s) for s in info.get("n_params", [])),
+                "time_exponent": _exponent(info.get("time_exponent")),
+                "memory_exponent": _exponent(info.get("memory_exponent")),
+                "crossover": f"N ≈ {fmt(n)} ({cross.get('status')})"
+                if n is not None
+                else str(cross.get("status", "n/a")).replace("_", " "),
+                "extrapolations": extrapolations,
+            }
+        )
+    return {
+        "target": summary.get("target", ""),
+        "time_basis": summary.get("time_basis", ""),
+        "memory_basis": summary.get("memory_basis", ""),
+        "families": families,
+    }

@@ -1,0 +1,201 @@
+"""The prose of the paper that is not one ablation's: abstract, introduction, discussion,
+limitations, references and the command that reproduces the report. Every statement about the
+results is generated from the claims ledger and the sections' numbers; the fixed text only says
+what the study asks and why."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from study.report.formatting import fmt
+
+# Verdicts in the order the paper reports them. The claims table may use any subset; a verdict
+# not listed here is reported after these, under its own name.
+VERDICTS = ("supported", "contradicted", "no meaningful effect", "inconclusive", "not tested")
+
+INTRODUCTION = (
+    "Courses on training neural networks teach a set of rules of thumb: regularization such as "
+    "dropout, weight decay and data augmentation curbs overfitting; momentum and adaptive methods "
+    "(AdaGrad, RMSProp, Adam) train faster than plain stochastic gradient descent; warmup and "
+    "learning-rate decay lower the final loss; batch normalization speeds up training, and Batch "
+    "Renormalization repairs it when minibatches are small or not independent; second-order "
+    "methods converge in fewer steps but cost too much per step for large networks.",
+    "These rules decide how practitioners spend their compute, yet they are usually shown with "
+    "one run per setting and no error bars. Benchmarks of optimizers (DeepOBS, AlgoPerf) found "
+    "that many published gains vanish under equal tuning budgets and several seeds. This report "
+    "tests each claim of the course as a falsifiable statement: every variant is trained with "
+    "several seeds, compared with its baseline on the same data split, initialization and batch "
+    "order, and given a verdict only when the paired confidence interval says so. Claims the "
+    "data cannot decide are reported as such rather than counted for or against.",
+)
+
+# Author (year), title, venue: every work the paper's methods come from.
+REFERENCES = (
+    ("chen2023", "Chen, X. et al. (2023). Symbolic discovery of optimization algorithms (Lion). "
+     "NeurIPS."),
+    ("dahl2023", "Dahl, G. E. et al. (2023). Benchmarking neural network training algorithms "
+     "(AlgoPerf). arXiv:2306.07179."),
+    ("defazio2024", "Defazio, A. et al. (2024). The road less scheduled (schedule-free "
+     "optimization). NeurIPS."),
+    ("devries2017", "DeVries, T. & Taylor, G. W. (2017). Improved regularization of "
+     "convolutional neural networks with cutout. arXiv:1708.04552."),
+    ("duchi2011", "Duchi, J., Hazan, E. & Singer, Y. (2011). Adaptive subgradient methods for "
+     "online learning and stochastic optimization (AdaGrad). JMLR 12."),
+    ("hendrycks2019", "Hendrycks, D. & Dietterich, T. (2019). Benchmarking neural network "
+     "robustness to common corruptions and perturbations. ICLR."),
+    ("huang2016", "Huang, G. et al. (2016). Deep networks with stochastic depth. ECCV."),
+    ("ioffe2015", "Ioffe, S. & Szegedy, C. (2015). Batch normalization: accelerating deep "
+     "network training by reducing internal covariate shift. ICML."),
+    ("ioffe2017", "Ioffe, S. (2017). Batch renormalization: towards reducing minibatch "
+     "dependence in batch-normalized models. NeurIPS."),
+    ("jordan2024", "Jordan, K. et al. (2024). Muon: an optimizer for hidden layers of neural "
+     "networks. Technical report."),
+    ("kingma2015", "Kingma, D. P. & Ba, J. (2015). Adam: a method for stochastic optimization. "
+     "ICLR."),
+    ("li2016", "Li, Y. et al. (2016). Revisiting batch normalization for practical domain "
+     "adaptation (AdaBN). arXiv:1603.04779."),
+    ("loshchilov2019", "Loshchilov, I. & Hutter, F. (2019). Decoupled weight decay "
+     "regularization (AdamW). ICLR."),
+    ("schneider2019", "Schneider, F., Balles, L. & Hennig, P. (2019). DeepOBS: a deep learning "
+     "optimizer benchmark suite. ICLR."),
+    ("srivastava2014", "Srivastava, N. et al. (2014). Dropout: a simple way to prevent neural "
+     "networks from overfitting. JMLR 15."),
+    ("vyas2024", "Vyas, N. et al. (2024). SOAP: improving and stabilizing Shampoo using Adam. "
+     "arXiv:2409.11321."),
+    ("wan2013", "Wan, L. et al. (2013). Regularization of neural networks using DropConnect. "
+     "ICML."),
+    ("xiao2017", "Xiao, H., Rasul, K. & Vollgraf, R. (2017). Fashion-MNIST: a novel image "
+     "dataset for benchmarking machine learning algorithms. arXiv:1708.07747."),
+)  # fmt: skip
+
+
+def reproduce_command(scale: str) -> str:
+    """The one command that rebuilds this report from a clean checkout of its commit."""
+    if scale == "default":
+        return "pip install -e . && snakemake --cores 2"
+    return f"pip install -e . && snakemake --cores 2 --config scale={scale}"
+
+
+def verdict_counts(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{"verdict", "n"}]`` in :data:`VERDICTS` order, unknown verdicts after them."""
+    counts: dict[str, int] = {}
+    for claim in claims:
+        counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
+    order = {v: i for i, v in enumerate(VERDICTS)}
+    ranked = sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return [{"verdict": k, "n": n} for k, n in ranked]
+
+
+def _headline(section: dict[str, Any]) -> str | None:
+    """The one effect of an ablation worth an abstract: its largest clear change in test accuracy
+    against the baseline, or that no variant differed clearly from it."""
+    if not section["rows"]:
+        return None
+    clear = [
+        r for r in section["rows"]
+        if not r["is_baseline"] and r["test_acc_verdict"] in ("better", "worse")
+    ]  # fmt: skip
+    title = section["title"].lower()
+    if not clear:
+        return f"in {title}, no variant differed clearly from {section['baseline']}"
+    top = max(clear, key=lambda r: abs(r["test_acc_diff_raw"]))
+    return (
+        f"in {title}, {top['variant']} changed test accuracy by {top['test_acc_diff']} "
+        f"{top['test_acc_diff_ci']} against {section['baseline']}"
+    )
+
+
+def abstract(context: dict[str, Any]) -> str:
+    """One paragraph from the numbers: what was run, how the claims fared, the headline effects."""
+    prov = context["provenance"]
+    n_ablations = len(context["sections"])
+    text = (
+        f"We test the claims of a course on neural-network training with {prov['n_runs']} "
+        f"training runs ({prov['n_tuning_runs']} more for learning-rate tuning) over "
+        f"{n_ablations} ablations at the {context['scale']} scale, each variant with several "
+        "seeds and every effect as a paired difference to its baseline with a 95% confidence "
+        "interval."
+    )
+    counts = context["claim_counts"]
+    if counts:
+        parts = [f"{c['n']} {c['verdict']}" for c in counts]
+        text += f" Of {len(context['claims'])} claims, " + ", ".join(parts) + "."
+    headlines = [h for h in (_headline(s) for s in context["sections"]) if h]
+    if headlines:
+        text += " Headline effects: " + "; ".join(headlines) + "."
+    return text
+
+
+def discussion(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What held and what did not: the claims grouped by verdict, each with its effect."""
+    groups = []
+    words = {
+        "supported": "Held: the data support these claims.",
+        "contradicted": "Did not hold: the data contradict these claims.",
+        "no meaningful effect": "No effect large enough to matter: the interval lies within the "
+        "claim's margin of zero.",
+        "inconclusive": "Undecided at this scale: the interval is too wide to tell.",
+        "not tested": "Not tested: the ablation or variant the claim needs did not run.",
+    }
+    for entry in verdict_counts(claims):
+        verdict = entry["verdict"]
+        members = [c for c in claims if c["verdict"] == verdict]
+        groups.append(
+            {
+                "verdict": verdict,
+                "lead": words.get(verdict, f"{verdict.capitalize()}:"),
+                "claims": [{"claim": c["claim"], "effect": _effect_text(c)} for c in members],
+            }
+        )
+    return groups
+
+
+def _effect_text(claim: dict[str, Any]) -> str:
+    return " ".join(p for p in (claim["effect"], claim["ci"]) if p)
+
+
+def _resolution(section: dict[str, Any]) -> float | None:
+    """The median half-width of the paired test-accuracy intervals, in percentage points: about
+    the smallest effect against the baseline that this ablation can tell from zero."""
+    widths = sorted(
+        (r["test_acc_diff_hi_raw"] - r["test_acc_diff_lo_raw"]) / 2 * 100
+        for r in section["rows"]
+        if not r["is_baseline"]
+        and math.isfinite(r["test_acc_diff_hi_raw"] - r["test_acc_diff_lo_raw"])
+    )
+    return widths[len(widths) // 2] if widths else None
+
+
+def limitations(context: dict[str, Any]) -> list[str]:
+    """What this scale cannot show, from the setup, the claims and the intervals."""
+    setup = {f["key"]: f["value"] for f in context["setup"]}
+    n_train = setup.get("Training images (subsample of the official training set)", "n/a")
+    items = [
+        f"One dataset ({setup.get('Dataset', 'n/a')}) and one model family "
+        f"({setup.get('Model', 'n/a')}) with {n_train} training images: effects that appear only "
+        "with convolutional networks, larger data or longer training are outside this study."
+    ]
+    for section in context["sections"]:
+        half = _resolution(section)
+        if half is not None:
+            items.append(
+                f"{section['title']}: with {section['seeds']} seeds the typical 95% interval of "
+                f"a difference to {section['baseline']} is ±{fmt(half)} pp, so smaller effects "
+                "on test accuracy cannot be detected."
+            )
+    for claim in context["claims"]:
+        if claim.get("detectable"):
+            items.append(f"{claim['claim']} The smallest detectable effect: {claim['detectable']}.")
+    untested = [c for c in context["claims"] if c["verdict"] in ("not tested", "not evaluated")]
+    if untested:
+        items.append(
+            "Claims this scale cannot test: "
+            + "; ".join(f"{c['claim']} ({c['detail'] or 'no data'})" for c in untested)
+            + "."
+        )
+    if context["scale"] != "default":
+        items.append(
+            f"The {context['scale']} scale checks the pipeline; its numbers are not conclusions."
+        )
+    return items
