@@ -24,10 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from study.planning.ablation import load_ablations
 
+    scale = args.scale or Path(args.scale_dir).name
     try:
-        context = build_context(
-            args.scale_dir, load_ablations(args.ablations), args.claims, args.scale
-        )
+        ablations = {  # an ablation restricted to other scales (its `scales`) has no section
+            n: a
+            for n, a in load_ablations(args.ablations).items()
+            if a.scales is None or scale in a.scales
+        }
+        context = build_context(args.scale_dir, ablations, args.claims, args.scale)
         write_report(context, args.out, args.templates)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
