@@ -194,7 +194,14 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
     rows = _variant_rows(summary, ablation.baseline)
     ctx["rows"] = rows
     ctx["selection"] = _selection_rows(scale_dir, ablation)
-    ranked = [r for r in rows if math.isfinite(r["test_acc_mean_raw"])]
+    # Ranked only with the baseline's own comparisons: the same budget as the baseline (a batch-8
+    # variant compared with another batch-8 variant is not ranked against batch 128).
+    ranked = [
+        r
+        for r in rows
+        if math.isfinite(r["test_acc_mean_raw"])
+        and (r["is_baseline"] or r["reference"] == ablation.baseline)
+    ]
     if ranked:
         best = max(ranked, key=lambda r: r["test_acc_mean_raw"])
         ctx["best"] = best
@@ -202,8 +209,9 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
         if not row["reference"]:  # only the ablation's declared, one-factor comparisons
             continue
         verdict = row["test_acc_verdict"] or "inconclusive"
+        named = row["reference"] != ablation.baseline  # say which reference it was measured against
         entry = {
-            "variant": row["variant"],
+            "variant": row["variant"] + (f" (vs {row['reference']})" if named else ""),
             "diff": row["test_acc_diff"],
             "ci": row["test_acc_diff_ci"],
         }
