@@ -34,6 +34,18 @@ def grid_ablation(n_runs: int, seeds: int = 3) -> tuple[str, int]:
             f"  optim: [{', '.join(OPTIMS[:side])}]",
             f"  schedule: [{', '.join(SCHEDULES[:side])}]",
             f"  model.dropout: [{', '.join(str(r) for r in rates)}]",
+            # Planning time is what is measured, so every cell is compared with the first, the
+            # three grid keys declared as the factor (the plan checks each pair's differences).
+            "compare:",
+            "  - factor: [optim, schedule, model.dropout]",
+            "    variants: ["
+            + ", ".join(
+                f"optim-{o}_schedule-{sc}_dropout-{r}"
+                for o in OPTIMS[:side]
+                for sc in SCHEDULES[:side]
+                for r in rates
+            )
+            + "]",
         ]
     )
     return text + "\n", per_rate * len(rates)

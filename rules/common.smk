@@ -44,14 +44,14 @@ except ConfigError as err:
 
 ABLATIONS = PLAN.ablations
 RUNS = {(r.ablation, r.variant, str(r.seed)): r for r in PLAN.runs}
-TUNING = {(t.ablation, t.variant, t.level): t for t in PLAN.tuning}
+TUNING = {(t.ablation, t.variant, t.level, str(t.seed)): t for t in PLAN.tuning}
 DATASETS = {r.dataset: r.data_root for r in [*PLAN.runs, *PLAN.tuning]}
 
 
 wildcard_constraints:
     ablation=r"[a-z0-9][a-z0-9_.-]*",
     variant=r"[a-z0-9][a-z0-9_.-]*",
-    level=r"lr-[0-9.e+-]+",
+    level=r"[a-z0-9_]+-[0-9.e+-]+",
     seed=r"\d+",
     dataset=r"[a-z0-9_]+",
 
@@ -65,7 +65,7 @@ def run_of(wildcards):
 
 
 def tuning_run_of(wildcards):
-    return TUNING[(wildcards.ablation, wildcards.variant, wildcards.level)]
+    return TUNING[(wildcards.ablation, wildcards.variant, wildcards.level, wildcards.seed)]
 
 
 def gpus(job):
@@ -84,8 +84,8 @@ def run_path(name, ablation="{ablation}", variant="{variant}", seed="{seed}"):
     return str(S.run(ablation, variant, seed) / name)
 
 
-def tuning_path(name, ablation="{ablation}", variant="{variant}", level="{level}"):
-    return str(S.tuning_run(ablation, variant, level) / name)
+def tuning_path(name, ablation="{ablation}", variant="{variant}", level="{level}", seed="{seed}"):
+    return str(S.tuning_run(ablation, variant, level, seed) / name)
 
 
 def run_files(ablation=None, name="metrics.json"):
@@ -106,10 +106,16 @@ def shift_files():
 
 def tuning_files(ablation):
     return [
-        tuning_path("metrics.json", t.ablation, t.variant, t.level)
+        tuning_path("metrics.json", t.ablation, t.variant, t.level, t.seed)
         for t in PLAN.tuning
         if t.ablation == ablation
     ]
+
+
+def searched_keys(ablation):
+    """``variant=key`` of every searched variant, for the selection step."""
+    searches = ABLATIONS[ablation].tune["searches"]
+    return " ".join(f"--key {variant}={search.key}" for variant, search in searches.items())
 
 
 def selections():

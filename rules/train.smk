@@ -1,4 +1,4 @@
-# Data preparation, learning-rate tuning and training runs.
+# Data preparation, hyperparameter tuning and training runs.
 
 
 rule prepare_data:
@@ -26,14 +26,14 @@ rule tune:
         tuning_path("train.log"),
     params:
         overrides=lambda wc: quoted(tuning_run_of(wc).overrides),
-        out=lambda wc: str(S.tuning_run(wc.ablation, wc.variant, wc.level)),
+        out=lambda wc: str(S.tuning_run(wc.ablation, wc.variant, wc.level, wc.seed)),
     threads: TRAIN_THREADS
     resources:
         gpu=lambda wc: gpus(tuning_run_of(wc)),
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.train {params.overrides} seed=0 threads={threads}"
+        "python -m study.train {params.overrides} seed={wildcards.seed} threads={threads}"
         " run.out={params.out} run.ablation={wildcards.ablation}"
         " run.variant={wildcards.variant} run.cache={input.cache} run.verbose=false"
 
@@ -46,12 +46,15 @@ rule select_lr:
         csv=str(S.selection("{ablation}", "csv")),
     params:
         metric=lambda wc: ABLATIONS[wc.ablation].tune["metric"],
+        last=lambda wc: ABLATIONS[wc.ablation].tune["last"],
+        searched=lambda wc: searched_keys(wc.ablation),
     log:
         str(S.log("select_lr_{ablation}")),
     conda:
         "../envs/study.yaml"
     shell:
-        "python -m study.planning.tuning --metric {params.metric} --out {output.json} {input} > {log}"
+        "python -m study.planning.tuning --metric {params.metric} --last {params.last}"
+        " {params.searched} --out {output.json} {input} > {log}"
 
 
 rule train:

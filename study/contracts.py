@@ -41,7 +41,10 @@ HISTORY_COLUMNS = (
 SHIFT_COLUMNS = ("shift", "severity", "adapted", "slice", "accuracy", "loss")
 RUN_KEYS = ("ablation", "variant", "seed")
 TUNING_KEYS = ("ablation", "variant", "level", "seed")
-SELECTION_COLUMNS = ("variant", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged")
+SELECTION_COLUMNS = (
+    "variant", "key", "chosen", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged",
+    "n_seeds", "last_epochs",
+)  # fmt: skip
 CLAIMS_COLUMNS = (
     "id",
     "claim",
@@ -129,14 +132,14 @@ RUN_HISTORY = Contract(
     "history.csv", HISTORY_COLUMNS, ("epoch", "train_loss", "val_loss", "val_acc")
 )
 RUN_SHIFT = Contract("shift.csv", SHIFT_COLUMNS, SHIFT_COLUMNS)
-SELECTION = Contract("selection table", SELECTION_COLUMNS, ("variant", "lr"))
+SELECTION = Contract("selection table", SELECTION_COLUMNS, ("variant", "key", "chosen"))
 SECOND_ORDER = Contract("second_order.csv", SECOND_ORDER_COLUMNS, SECOND_ORDER_COLUMNS)
 # The tables of a scale (results/<scale>/tables/).
 RUNS = Contract("runs.csv", (*RUN_KEYS, "status"))
 HISTORY = Contract("history.csv", (*RUN_KEYS, *HISTORY_COLUMNS))
 SHIFT = Contract("shift.csv", (*RUN_KEYS, *SHIFT_COLUMNS))
 TUNING = Contract("tuning.csv", (*TUNING_KEYS, "status"))
-SUMMARY = Contract("<ablation>.csv", ("ablation", "variant", "is_baseline", "n_seeds"))
+SUMMARY = Contract("<ablation>.csv", ("ablation", "variant", "is_baseline", "reference", "n_seeds"))
 CLAIMS = Contract("claims.csv", CLAIMS_COLUMNS)
 # The report's folder (study.paths.report_dir).
 REPORT_CLAIMS = Contract("claims.csv", REPORT_CLAIMS_COLUMNS, REPORT_CLAIMS_COLUMNS)

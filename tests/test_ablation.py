@@ -6,7 +6,16 @@ import textwrap
 
 import pytest
 
-from study.planning.ablation import AblationError, grid_variants, load_ablations, plan, spread
+from study.planning.ablation import (
+    AblationError,
+    comparisons,
+    grid_variants,
+    load_ablation,
+    load_ablations,
+    plan,
+    spread,
+)
+from study.planning.search import TUNING_SEED
 
 GOOD = """
 title: Tiny
@@ -73,19 +82,98 @@ def test_tuning_grid_is_log_spaced_around_each_optimizer_default(tmp_path):
         """,
     )
     p = plan(folder, "default")
-    lrs = {(t.variant, t.lr) for t in p.tuning}
+    lrs = {(t.variant, t.value) for t in p.tuning}
     assert lrs == {("sgd", 0.01), ("sgd", 0.1), ("sgd", 1.0), ("adam", 0.0001), ("adam", 0.001),
                    ("adam", 0.01)}  # fmt: skip
     assert all(r.tuned for r in p.runs)
+    # Tuning seeds are never final seeds: selection noise does not carry into the results.
+    # (seeds: 2 is raised to the default scale's floor of 3)
+    assert {t.seed for t in p.tuning} == {TUNING_SEED} and {r.seed for r in p.runs} == {0, 1, 2}
+    assert p.tuning[0].folder == f"tune/tiny/sgd/lr-0.01/seed{TUNING_SEED}"
     assert spread([1, 2, 3, 4, 5, 6, 7], 3) == [1, 4, 7]
 
 
 def test_the_studys_own_ablations_plan_at_every_scale(root):
+    ablations = load_ablations(root / "conf/ablation")
     for scale in ("smoke", "default", "full"):
         p = plan(root / "conf/ablation", scale)
         assert p.runs, scale
         names = {r.ablation for r in p.runs}
-        assert names == set(load_ablations(root / "conf/ablation")), scale
+        runs_here = {n for n, a in ablations.items() if a.scales is None or scale in a.scales}
+        assert names == runs_here, scale
+    assert "data_size" in ablations and ablations["data_size"].scales == ["full"]
+
+
+def test_every_regularizer_is_tuned_like_the_learning_rates(root):
+    p = plan(root / "conf/ablation", "default")
+    searched = {(t.variant, t.key) for t in p.tuning if t.ablation == "regularization"}
+    assert ("dropout", "model.dropout") in searched and ("l2", "regularization.l2") in searched
+    points = [t.value for t in p.tuning if (t.ablation, t.variant) == ("regularization", "cutout")]
+    assert points == [6, 10, 14]  # integer sizes stay integers
+    untuned = {r.variant for r in p.runs if r.ablation == "regularization" and not r.tuned}
+    assert untuned == {"none", "constant_lr", "early_stopping", "in_practice"}
+
+
+TWO_FACTORS = """
+title: Tiny
+question: Does dropout help?
+baseline: none
+seeds: 1
+variants:
+  none: []
+  dropout: [model.dropout=0.5]
+  dropout_small: [model.dropout=0.5, train.batch_size=8, train.epochs=3]
+  renorm_small: [model.norm=batchrenorm, train.batch_size=8, train.epochs=3]
+  bn_small: [model.norm=batchnorm, train.batch_size=8, train.epochs=3]
+"""
+
+
+def test_a_confounded_comparison_is_refused_with_the_keys_that_differ(tmp_path):
+    text = TWO_FACTORS + "compare: [[none, dropout], [dropout, dropout_small]]\n"
+    with pytest.raises(AblationError) as err:
+        plan(write(tmp_path, text), "default")
+    assert str(err.value) == (
+        f"{tmp_path / 'ablation' / 'tiny.yaml'}: comparison dropout vs dropout_small differs in "
+        "more than one factor (train.batch_size, train.epochs): keys ['train.batch_size', "
+        "'train.epochs']; make the two variants differ in one technique, declare its factor "
+        "keys, or drop the pair from compare"
+    )
+
+
+def test_without_compare_every_variant_is_checked_against_the_baseline(tmp_path):
+    with pytest.raises(AblationError, match="none vs dropout_small differs in more than one"):
+        plan(write(tmp_path, TWO_FACTORS), "default")
+
+
+def test_pairs_that_differ_in_one_technique_plan_and_are_what_tables_compare(tmp_path):
+    text = TWO_FACTORS + "compare: [[none, dropout], [bn_small, renorm_small, dropout_small]]\n"
+    with pytest.raises(AblationError, match=r"bn_small vs dropout_small differs in more than one "
+                       r"factor \(dropout, normalization\)"):  # fmt: skip
+        plan(write(tmp_path, text), "default")
+    text = TWO_FACTORS + "compare: [[none, dropout], [bn_small, renorm_small]]\n"
+    folder = write(tmp_path, text)
+    assert len(plan(folder, "default").runs) == 5 * 3  # 5 variants at the default floor of 3
+    ablation = load_ablation(folder / "tiny.yaml")
+    assert comparisons(ablation) == [("none", "dropout"), ("bn_small", "renorm_small")]
+
+
+def test_a_declared_factor_allows_a_recipe_and_nothing_outside_it(tmp_path):
+    recipe = "compare:\n  - variants: [none, dropout_small]\n    factor: [model.dropout, train]\n"
+    assert plan(write(tmp_path, TWO_FACTORS + recipe), "default").runs
+    narrow = recipe.replace("[model.dropout, train]", "[model.dropout, train.epochs]")
+    with pytest.raises(
+        AblationError, match=r"outside its declared factor .* \['train.batch_size'\]"
+    ):
+        plan(write(tmp_path, TWO_FACTORS + narrow), "default")
+
+
+def test_a_full_scale_only_ablation_is_checked_but_not_run_elsewhere(tmp_path):
+    folder = write(tmp_path, GOOD + "scales: [full]\n")
+    # full runs its floor of 5 seeds for each of the 2 variants
+    assert plan(folder, "default").runs == [] and len(plan(folder, "full").runs) == 2 * 5
+    bad = write(tmp_path, GOOD.replace("model.dropout=0.5", "model.dropout=2") + "scales: [full]\n")
+    with pytest.raises(AblationError, match="model.dropout"):
+        plan(bad, "default")
 
 
 BAD = {
@@ -138,6 +226,17 @@ BAD = {
         "must be a list",
     ),
     "unknown norm": (GOOD.replace("model.dropout=0.5", "model.norm=batchnrom"), "model.norm"),
+    "compare naming no variant": (GOOD + "compare: [[none, drop]]\n", "compare names 'drop'"),
+    "variant with two references": (
+        GOOD
+        + "  dropout_2: [model.dropout=0.2]\ncompare: [[none, dropout_2], [dropout, dropout_2]]\n",
+        "give each variant one reference",
+    ),
+    "unknown scale": (GOOD + "scales: [laptop]\n", "scales"),
+    "tune of a variant that does not exist": (
+        GOOD + "tune: {variants: {droput: {key: model.dropout, values: [0.1, 0.5]}}}\n",
+        "tune.variants names ['droput']",
+    ),
     "tune factors not positive": (
         GOOD + "tune: {key: optim.lr, factors: [0, 1], metric: val_loss}\n",
         "tune.factors",

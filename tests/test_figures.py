@@ -547,3 +547,19 @@ def test_the_forest_plot_draws_one_row_per_claim_and_one_panel_per_unit():
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"supported", "contradicted", "inconclusive", "threshold"} <= set(legend)
     plt.close(fig)
+
+
+def test_learning_curves_count_steps_when_the_budgets_differ():
+    from study.figures.curves import curve_axis
+
+    same = pd.DataFrame(
+        {"variant": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2], "step": [78, 156, 78, 156]}
+    )
+    assert curve_axis(same) == "epoch"
+    # Batch 8 for 3 epochs (1250 steps each) against batch 128 for 10 epochs (78 steps each).
+    small = pd.DataFrame({"variant": ["s"] * 3, "epoch": [1, 2, 3], "step": [1250, 2500, 3750]})
+    big = pd.DataFrame({"variant": ["b"] * 10, "epoch": range(1, 11), "step": range(78, 781, 78)})
+    assert curve_axis(pd.concat([small, big])) == "step"
+    assert curve_axis(same, "examples") == "examples"
+    with pytest.raises(FigureError, match="curve x-axis 'time' is unknown"):
+        curve_axis(same, "time")

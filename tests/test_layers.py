@@ -244,6 +244,6 @@ def test_dropped_block_passes_the_shortcut_through():
 
 def test_set_progress_reaches_nested_layers():
     model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(BatchRenorm(4, r_max=3.0, d_max=5.0)))
-    set_progress(model, 1.0)
+    set_progress(model, 999, 1000)  # past the 459 warm-up steps and the ramp
     assert model[1][0].current_r_max == 3.0
     assert model[1][0].current_d_max == 5.0

@@ -52,7 +52,7 @@ def test_every_norm_builds_and_trains(name, norm, in_shape):
     model = build_model(load(name, **overrides), in_shape, 10)
     x = torch.randn(4, *in_shape)
     model.train()
-    set_progress(model, 1.0)
+    set_progress(model, 1000, 1000)  # fully relaxed Batch Renorm
     out = model(x)
     assert out.shape == (4, 10)
     nn.functional.cross_entropy(out, torch.arange(4)).backward()
@@ -105,8 +105,15 @@ def test_config_reaches_the_layers():
     renorms = [m for m in model.modules() if isinstance(m, BatchRenorm)]
     assert len(renorms) == 2 * cfg.blocks + 1
     for m in renorms:
-        assert (m.r_max, m.d_max, m.warmup, m.relax_end, m.momentum) == (3.0, 5.0, 0.05, 0.5, 0.01)
-    set_progress(model, 0.5)
+        assert (m.r_max, m.d_max, m.warmup_steps, m.relax_end, m.momentum) == (
+            3.0,
+            5.0,
+            459,
+            0.5,
+            0.01,
+        )
+    # 459 plain BatchNorm steps, then the ramp over half of the remaining 541 steps: done at 730.
+    set_progress(model, 730, 1000)
     assert all(m.current_r_max == 3.0 and m.current_d_max == 5.0 for m in renorms)
 
     resnet = build_model(load("resnet", dropconnect=0.25), (3, 32, 32), 10)

@@ -66,15 +66,17 @@ def test_make_norm_passes_each_norm_its_own_options():
     bn = make_norm("batchnorm", 8, 2, groups=4, momentum=0.2)
     assert bn.momentum == 0.2
     brn = make_norm(
-        "batchrenorm", 8, 2, r_max=2.0, d_max=1.0, warmup=0.1, relax_end=0.3, momentum=0.05
+        "batchrenorm", 8, 2, r_max=2.0, d_max=1.0, warmup_steps=7, relax_end=0.3, momentum=0.05
     )
-    assert (brn.r_max, brn.d_max, brn.warmup, brn.relax_end, brn.momentum) == (
+    assert (brn.r_max, brn.d_max, brn.warmup_steps, brn.relax_end, brn.momentum) == (
         2.0,
         1.0,
-        0.1,
+        7,
         0.3,
         0.05,
     )
+    assert brn.moving == "std"
+    assert make_norm("batchrenorm_var", 8, 1).moving == "var"
 
 
 def test_unknown_norm_is_one_line_listing_the_valid_names():
@@ -82,12 +84,12 @@ def test_unknown_norm_is_one_line_listing_the_valid_names():
         make_norm("weightnorm", 8, 1)
     assert str(error.value) == (
         "model.norm='weightnorm' is an unknown norm; "
-        "use one of batchnorm, batchrenorm, groupnorm, layernorm, none"
+        "use one of batchnorm, batchrenorm, batchrenorm_var, groupnorm, layernorm, none"
     )
 
 
 def config(**model):
-    renorm = {"r_max": 3.0, "d_max": 5.0, "warmup": 0.05, "relax_end": 0.5, "momentum": 0.01}
+    renorm = {"r_max": 3.0, "d_max": 5.0, "warmup_steps": None, "relax_end": 0.5, "momentum": 0.01}
     base = {"norm": "none", "groups": 8, "renorm": renorm}
     return OmegaConf.create({"model": OmegaConf.merge(base, model)})
 
@@ -98,8 +100,8 @@ def test_every_norm_checks_its_keys_whatever_norm_the_run_uses():
         ConfigError, match=r"^model\.groups=0 is invalid; it must be an integer >= 1$"
     ):
         validate_config(config(groups=0))
-    with pytest.raises(ConfigError, match=r"model\.renorm\.warmup=0\.6 is after"):
-        validate_config(config(renorm={"warmup": 0.6}))
+    with pytest.raises(ConfigError, match=r"model\.renorm\.warmup_steps=0\.6 is invalid"):
+        validate_config(config(renorm={"warmup_steps": 0.6}))
     with pytest.raises(
         ConfigError, match=r"^model\.norm='weightnorm' is unknown; use one of batchnorm"
     ):

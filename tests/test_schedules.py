@@ -60,13 +60,14 @@ def test_step_decay_drops_at_milestones():
     assert f(750, config) == pytest.approx(0.01) and f(999, config) == pytest.approx(0.01)
 
 
-def test_exponential_is_gamma_per_epoch_applied_every_step():
-    config = cfg("exponential")  # gamma 0.99 per epoch
+def test_exponential_decays_to_final_over_the_run_whatever_its_length():
+    config = cfg("exponential")  # final 0.01 of the base rate
     assert f(0, config) == 1.0
-    assert f(EPOCH, config) == pytest.approx(0.99)
-    assert f(3 * EPOCH, config) == pytest.approx(0.99**3)
-    assert f(EPOCH // 2, config) == pytest.approx(0.99**0.5)  # continuous, no jumps
-    assert f(1, config) < 1.0
+    assert f(T // 2, config) == pytest.approx(0.1)  # geometric: halfway is sqrt(0.01)
+    assert f(T, config) == pytest.approx(0.01)
+    assert f(1, config) < 1.0  # continuous, no jumps at epoch boundaries
+    short = lr_curve(100, 10, config)  # a tenth of the steps still ends near 1%
+    assert short[-1] == pytest.approx(0.01 ** (99 / 100))
 
 
 def test_cosine_endpoints_and_midpoint():
@@ -114,8 +115,8 @@ def test_decays_start_their_clock_after_warmup():
     config = cfg("cosine", warmup=0.2)  # cosine over the remaining 800 steps
     assert f(200 + 400, config) == pytest.approx(0.5)
     assert f(T, config) == pytest.approx(0.0, abs=1e-12)
-    exponential = cfg("exponential", warmup=0.2)
-    assert f(200 + EPOCH, exponential) == pytest.approx(0.99)
+    exponential = cfg("exponential", warmup=0.2)  # 0.01 over the remaining 800 steps
+    assert f(200 + 400, exponential) == pytest.approx(0.1)
 
 
 def test_warmup_steps_round_and_keep_at_least_one():
@@ -160,7 +161,7 @@ def test_unknown_name():
         ("step", {"milestones": [0.75, 0.5]}, r"schedule\.milestones must be increasing"),
         ("step", {"milestones": [0.5, 1.0]}, r"schedule\.milestones must be increasing"),
         ("step", {"gamma": 0.0}, r"schedule\.gamma must be in \(0, 1\]"),
-        ("exponential", {"gamma": 1.5}, r"schedule\.gamma must be in \(0, 1\]"),
+        ("exponential", {"final": 0.0}, r"schedule\.final must be a fraction .* \(0, 1\]"),
         ("cosine", {"final": 2.0}, r"schedule\.final"),
         ("inverse_sqrt", {"timescale": 0}, r"schedule\.timescale"),
         ("piecewise", {"factors": [1.0, 0.1]}, r"schedule\.factors must be 3 positive numbers"),
@@ -193,7 +194,7 @@ def test_every_schedule_declares_the_keys_it_reads():
     assert keys == {
         "constant": [],
         "cosine": ["final"],
-        "exponential": ["gamma"],
+        "exponential": ["final"],
         "inverse_sqrt": ["timescale"],
         "linear": ["final"],
         "piecewise": ["boundaries", "factors"],

@@ -223,8 +223,8 @@ def test_adabn_normalizes_through_relaxed_batch_renorm_layers():
     # reset statistics (mean 0, var 1) would pass x through nearly unnormalized, so a second layer
     # would record mean ≈ 5, -3, 1, 0. Adaptation must normalize as BatchNorm does.
     first, second = BatchRenorm(4), BatchRenorm(4)
-    first.set_progress(1.0)
-    second.set_progress(1.0)
+    first.set_progress(10_000, 10_000)  # the end of training: fully relaxed
+    second.set_progress(10_000, 10_000)
     x = shifted()
     adapt_norm_statistics(nn.Sequential(first, second), [x])
     assert torch.allclose(first.running_mean, x.mean(0), atol=1e-5)

@@ -296,3 +296,26 @@ def test_cli_rejects_a_missing_ablation_folder(scale, tmp_path, capsys):
     assert main(["--scale-dir", str(scale), "--ablations", str(tmp_path / "nope")]) == 1
     assert "no such folder of ablation files" in capsys.readouterr().err
     assert not (scale / "tables").exists()
+
+
+def test_only_declared_comparisons_get_a_difference_and_a_verdict(tmp_path):
+    # Small-batch runs are compared with each other, never with the full-batch baseline: a
+    # 3-epoch batch-8 run against a 10-epoch batch-128 one would be a confound, not a finding.
+    root = tmp_path / "runs"
+    accuracies = {"batchnorm": 0.86, "batchnorm_small": 0.80, "batchrenorm_small": 0.82}
+    for variant, acc in accuracies.items():
+        for seed in range(3):
+            write_run(root, "norm", variant, seed, test_acc=acc + 0.001 * seed)
+    runs = build_tables(tmp_path, {"norm": spec("batchnorm", accuracies)}).runs
+    table = summarize(
+        runs, "norm", "batchnorm", list(accuracies), [("batchnorm_small", "batchrenorm_small")]
+    ).set_index("variant")
+    assert table.loc["batchrenorm_small", "reference"] == "batchnorm_small"
+    assert table.loc["batchrenorm_small", "test_acc_diff"] == pytest.approx(0.02)
+    for variant in ("batchnorm", "batchnorm_small"):  # in no declared pair
+        assert table.loc[variant, "reference"] == ""
+        assert math.isnan(table.loc[variant, "test_acc_diff"])
+        assert table.loc[variant, "test_acc_verdict"] == ""
+    # Without declared pairs every variant is measured against the baseline, as before.
+    default = summarize(runs, "norm", "batchnorm", list(accuracies)).set_index("variant")
+    assert default.loc["batchnorm_small", "test_acc_diff"] == pytest.approx(-0.06)

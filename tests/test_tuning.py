@@ -1,16 +1,21 @@
-"""Learning-rate selection: best validation point wins, divergence ranks last, edges are flagged."""
+"""Hyperparameter selection: the best smoothed validation score over seeds wins, divergence ranks
+last, edges are flagged, and any config key can be the one searched."""
 
 from __future__ import annotations
 
 import json
 
-from study.planning.tuning import main, select
+import pytest
+
+from study.planning.tuning import main, read_point, select
 
 
-def point(variant, lr, val_loss, status="ok", val_acc=0.5):
+def point(variant, lr, val_loss, status="ok", val_acc=0.5, seed=1000, key="optim.lr"):
     return {
         "variant": variant,
-        "lr": lr,
+        "key": key,
+        "value": lr,
+        "seed": seed,
         "status": status,
         "val_loss": val_loss,
         "val_acc": val_acc,
@@ -20,7 +25,8 @@ def point(variant, lr, val_loss, status="ok", val_acc=0.5):
 def test_lowest_validation_loss_wins_and_interior_winner_is_not_at_edge():
     pts = [point("sgd", 0.01, 0.9), point("sgd", 0.1, 0.4), point("sgd", 1.0, 0.7)]
     chosen = select(pts)["sgd"]
-    assert chosen["lr"] == 0.1 and not chosen["at_edge"] and not chosen["all_diverged"]
+    assert chosen["lr"] == 0.1 and chosen["chosen"] == 0.1 and chosen["key"] == "optim.lr"
+    assert not chosen["at_edge"] and not chosen["all_diverged"]
 
 
 def test_winner_on_the_grid_edge_is_flagged():
@@ -48,20 +54,59 @@ def test_all_diverged_falls_back_to_the_smallest_rate_and_says_so():
 def test_accuracy_metric_prefers_higher():
     pts = [point("sgd", 0.1, 0.5, val_acc=0.8), point("sgd", 0.3, 0.4, val_acc=0.7)]
     assert select(pts, "val_acc")["sgd"]["lr"] == 0.1
+    assert select(pts, "val_acc")["sgd"]["value"] == 0.8
     assert select(pts, "val_loss")["sgd"]["lr"] == 0.3
+
+
+def test_seeds_are_averaged_and_one_diverged_seed_sinks_the_point():
+    pts = [
+        point("sgd", 0.1, 0.30, seed=1000), point("sgd", 0.1, 0.70, seed=1001),  # mean 0.50
+        point("sgd", 0.3, 0.45, seed=1000), point("sgd", 0.3, 0.45, seed=1001),  # mean 0.45
+        point("sgd", 1.0, 0.10, seed=1000), point("sgd", 1.0, None, "diverged", seed=1001),
+    ]  # fmt: skip
+    chosen = select(pts)["sgd"]
+    assert chosen["lr"] == 0.3 and chosen["value"] == pytest.approx(0.45)
+    assert chosen["n_seeds"] == 2 and chosen["diverged"] == [1.0]
+
+
+def test_a_regularizer_strength_is_selected_like_a_learning_rate():
+    pts = [point("dropout", p, loss, key="model.dropout") for p, loss in ((0.1, 0.5), (0.3, 0.4))]
+    chosen = select(pts)["dropout"]
+    assert (chosen["key"], chosen["chosen"], chosen["lr"]) == ("model.dropout", 0.3, None)
+    assert chosen["at_edge"]  # the best of two points is always on an edge
+
+
+def write_run(folder, variant, config, val_losses, status="ok"):
+    folder.mkdir(parents=True)
+    metrics = {"variant": variant, "seed": 1000, "status": status, "config": config}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    rows = ["epoch,val_loss,val_acc"] + [f"{i + 1},{v},0.8" for i, v in enumerate(val_losses)]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    return folder / "metrics.json"
+
+
+def test_the_score_is_the_mean_of_the_last_epochs_not_the_last_one(tmp_path):
+    # A one-epoch dip at the end (0.30) would win on the last epoch alone; over 3 epochs it loses.
+    noisy = write_run(tmp_path / "a", "rmsprop", {"optim": {"lr": 1e-4}}, [0.9, 0.5, 0.52, 0.30])
+    steady = write_run(tmp_path / "b", "rmsprop", {"optim": {"lr": 1e-3}}, [0.9, 0.40, 0.40, 0.40])
+    assert read_point(noisy, last=1)["val_loss"] == pytest.approx(0.30)
+    assert read_point(noisy, last=3)["val_loss"] == pytest.approx((0.5 + 0.52 + 0.30) / 3)
+    assert select([read_point(p, last=1) for p in (noisy, steady)])["rmsprop"]["lr"] == 1e-4
+    assert select([read_point(p, last=3) for p in (noisy, steady)])["rmsprop"]["lr"] == 1e-3
 
 
 def test_command_line_writes_json_and_csv(tmp_path):
     files = []
-    for lr, loss in ((0.01, 0.6), (0.1, 0.4), (1.0, 0.9)):
-        path = tmp_path / f"lr-{lr}" / "metrics.json"
-        path.parent.mkdir()
-        path.write_text(json.dumps({"variant": "sgd", "lr": lr, "status": "ok", "val_loss": loss}))
-        files.append(str(path))
-    out = tmp_path / "selection" / "opt.json"
-    assert main(["--out", str(out), *files]) == 0
-    assert json.loads(out.read_text())["sgd"]["lr"] == 0.1
-    assert out.with_suffix(".csv").read_text().splitlines()[0].startswith("variant,lr,metric")
+    for p, loss in ((0.1, 0.6), (0.3, 0.4), (0.5, 0.9)):
+        config = {"model": {"dropout": p}, "optim": {"lr": 0.001}}
+        files.append(str(write_run(tmp_path / f"dropout-{p}", "dropout", config, [loss] * 3)))
+    out = tmp_path / "selection" / "reg.json"
+    assert main(["--last", "2", "--key", "dropout=model.dropout", "--out", str(out), *files]) == 0
+    chosen = json.loads(out.read_text())["dropout"]
+    assert (chosen["key"], chosen["chosen"], chosen["last_epochs"]) == ("model.dropout", 0.3, 2)
+    lines = out.with_suffix(".csv").read_text().splitlines()
+    assert lines[0].startswith("variant,key,chosen,lr,metric,value,at_edge")
+    assert lines[1].startswith("dropout,model.dropout,0.3,,val_loss,0.4,False")
 
 
 def test_unreadable_result_is_one_error_and_writes_nothing(tmp_path, capsys):

@@ -38,14 +38,17 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as formatted text cells: mean [95% CI], and differences with their verdict."""
     rows = []
     for _, r in summary.iterrows():
+        reference = r.get("reference", "" if r["is_baseline"] else "baseline")
+        reference = "" if pd.isna(reference) else str(reference)
         row = {
             "variant": r["variant"] + (" (baseline)" if r["is_baseline"] else ""),
+            "compared with": reference,
             "seeds": _seeds_cell(r),
         }
         for m in DISPLAY_METRICS:
             row[m] = _ci_cell(r[f"{m}_mean"], r[f"{m}_lo"], r[f"{m}_hi"])
         for m in DIFF_METRICS:
-            if r["is_baseline"]:
+            if not reference:  # in no declared comparison: no difference is reported
                 row[f"Δ {m}"] = ""
                 continue
             cell = _ci_cell(r[f"{m}_diff"], r[f"{m}_diff_lo"], r[f"{m}_diff_hi"], signed=True)

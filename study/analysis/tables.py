@@ -29,6 +29,7 @@ from study.analysis.stats import PairedDiff, holm, mean_ci, paired_diff
 from study.analysis.table_format import display_table, to_latex, to_markdown
 from study.outputs import write_text
 from study.paths import ScaleDir
+from study.planning.ablation import comparisons
 
 __all__ = ["Tables", "TablesError", "build_tables", "main", "render", "summarize"]
 
@@ -36,14 +37,17 @@ __all__ = ["Tables", "TablesError", "build_tables", "main", "render", "summarize
 # ----------------------------------------------------------------------------- summaries
 
 
-def _variant_row(own: pd.DataFrame, base: pd.DataFrame, ablation, variant, baseline) -> dict:
-    """One variant's counts, metric summaries and (unadjusted) paired differences."""
+def _variant_row(own: pd.DataFrame, ablation, variant, baseline, reference) -> dict:
+    """One variant's counts, metric summaries and (unadjusted) paired differences with its
+    declared ``reference`` ("" when the ablation compares it with nothing)."""
     sub = own[own["variant"] == variant]
+    base = own[own["variant"] == reference].set_index("seed")
     status = sub["status"] if len(sub) else pd.Series(dtype=object)
     row = {
         "ablation": ablation,
         "variant": variant,
         "is_baseline": variant == baseline,
+        "reference": reference,
         "n_seeds": len(sub),
         "n_ok": int((status == "ok").sum()),
         "n_diverged": int((status == "diverged").sum()),
@@ -56,7 +60,7 @@ def _variant_row(own: pd.DataFrame, base: pd.DataFrame, ablation, variant, basel
         )
     by_seed = sub.set_index("seed")
     for m in DIFF_METRICS:
-        if variant == baseline or m not in own:
+        if not reference or m not in own:
             d = (math.nan,) * 4 + (0, math.nan)
         else:
             d = paired_diff(by_seed[m], base[m] if m in base else pd.Series(dtype=float))
@@ -74,7 +78,7 @@ def _with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
         table[f"{m}_p_holm"] = holm(table[f"{m}_p"])
         table[f"{m}_verdict"] = [
             ""
-            if r["is_baseline"]
+            if not r["reference"]
             else table_verdict(
                 PairedDiff(
                     r[f"{m}_diff"],
@@ -102,18 +106,26 @@ def summarize(
     ablation: str,
     baseline: str,
     variants: list[str] | None = None,
+    compared: list[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Per-variant summary of one ablation (columns documented in docs/architecture.md).
 
     Variants are listed in ``variants`` order (the ablation file's), followed by variants found in
-    the runs but not in the file. Differences to the baseline are paired by seed; their p-values
-    are Holm-adjusted over the ablation's non-baseline variants, separately per metric.
+    the runs but not in the file. ``compared`` holds the ablation's declared (reference, variant)
+    pairs (:func:`study.planning.ablation.comparisons`; None: every variant against the
+    baseline); a variant's difference to its reference is paired by seed, and the p-values are
+    Holm-adjusted over the ablation's compared variants, separately per metric. A variant in no
+    pair gets no difference: its contrast with the baseline may be confounded.
     """
     own = usable(runs[runs["ablation"] == ablation])
     found = list(dict.fromkeys(own["variant"]))
     order = list(variants or []) + sorted(v for v in found if v not in (variants or []))
-    base = own[own["variant"] == baseline].set_index("seed")
-    table = pd.DataFrame([_variant_row(own, base, ablation, v, baseline) for v in order])
+    if compared is None:
+        compared = [(baseline, v) for v in order if v != baseline]
+    reference_of = {variant: reference for reference, variant in compared}
+    table = pd.DataFrame(
+        [_variant_row(own, ablation, v, baseline, reference_of.get(v, "")) for v in order]
+    )
     return table if table.empty else _with_verdicts(table)
 
 
@@ -130,6 +142,11 @@ class Tables:
     notes: list[str] = field(default_factory=list)
 
 
+def _declared(spec) -> list[tuple[str, str]] | None:
+    """The ablation's declared comparisons (None for a spec without a compare list)."""
+    return comparisons(spec) if getattr(spec, "compare", None) else None
+
+
 def build_tables(scale_dir: Path, ablations: Mapping) -> Tables:
     """Read all runs of a scale and summarize each ablation that has runs.
 
@@ -144,7 +161,9 @@ def build_tables(scale_dir: Path, ablations: Mapping) -> Tables:
     # Every ablation file gets its tables, even before any of its runs exist (the workflow
     # declares them as outputs); its variants then show 0 seeds.
     for name, spec in ablations.items():
-        tables.summaries[name] = summarize(got.runs, name, spec.baseline, list(spec.variants))
+        tables.summaries[name] = summarize(
+            got.runs, name, spec.baseline, list(spec.variants), _declared(spec)
+        )
     for name in dict.fromkeys(got.runs["ablation"]):
         if name not in ablations:
             tables.notes.append(

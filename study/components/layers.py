@@ -8,12 +8,25 @@ comes from torch's global generator, which the training run seeds.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # --------------------------------------------------------------------------------------------------
 # Batch Renormalization
+
+
+def converged_after(momentum: float | None, left: float = 0.01) -> int:
+    """Steps K after which a moving average with update rate ``momentum`` keeps less than
+    ``left`` of its initial value: the smallest K with (1 − momentum)^K < left (459 at 0.01).
+    A cumulative average (``momentum=None``) holds no initial value: 0."""
+    if momentum is None:
+        return 0
+    if momentum >= 1.0:
+        return 1
+    return math.floor(math.log(left) / math.log(1.0 - momentum)) + 1
 
 
 class BatchRenorm(nn.modules.batchnorm._BatchNorm):
@@ -23,30 +36,24 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
     Training normalizes with the mini-batch statistics and then corrects towards the moving ones:
         x̂ = (x − μ_B) / σ_B · r + d,   y = γ x̂ + β,
         r = clip(σ_B / σ, 1/r_max, r_max),   d = clip((μ_B − μ) / σ, −d_max, d_max),
-    with σ_B = sqrt(var_B + eps) (biased batch variance), σ = sqrt(running_var + eps), and r, d
-    treated as constants by backpropagation (the paper's "stop_gradient"). Inference is the same
-    affine map as BatchNorm's: (x − μ) / σ · γ + β.
+    with σ_B = sqrt(var_B + eps) (biased batch variance), and r, d treated as constants by
+    backpropagation (the paper's "stop_gradient"). Inference is (x − μ) / σ · γ + β.
 
-    Moving statistics. Algorithm 1 keeps a moving average of σ. This layer instead keeps
-    ``running_mean`` and ``running_var`` exactly as ``nn.BatchNorm`` does (running_var averages the
-    unbiased batch variance; ``momentum=None`` is the cumulative average), for three reasons: with
-    r_max = 1 and d_max = 0 the layer is then BatchNorm exactly (train outputs, buffers and eval
-    outputs); the buffers mean the same thing in both layers, so code that re-estimates statistics
-    (AdaBN: ``reset_running_stats()``, ``momentum = None``, forward passes in train mode) treats
-    both alike; and state dicts have BatchNorm's keys. The two averages differ only at second order
-    in the batch-to-batch fluctuation of σ_B.
+    Moving statistics (``moving="std"``, the paper's): μ ← μ + α(μ_B − μ) and σ ← σ + α(σ_B − σ).
+    σ is stored in BatchNorm's ``running_var`` buffer as σ² − eps, so σ = sqrt(running_var + eps)
+    exactly as BatchNorm reads it: state dicts keep BatchNorm's keys, inference is BatchNorm's
+    kernel, and re-estimation on new data (AdaBN, which writes a variance there) still works.
+    ``moving="var"`` (registered as ``batchrenorm_var``) averages the unbiased batch variance as
+    ``nn.BatchNorm`` does instead; with 8 values per channel E[σ_B] is well below sqrt(E[var]), so
+    the two give measurably different inference outputs (tests/test_batchrenorm.py).
 
-    Relaxation. The paper trains as plain BatchNorm for the first 5k steps, then relaxes r_max from
-    1 to 3 and d_max from 0 to 5 over tens of thousands of steps. Runs here have very different
-    lengths, so the schedule is given in fractions of training: ``set_progress(frac)`` keeps
-    r_max = 1, d_max = 0 while frac < ``warmup`` and ramps both linearly to their final values at
-    frac = ``relax_end``. A new layer starts at progress 0, i.e. as BatchNorm; the training loop
-    must call :func:`set_progress` to relax it.
-
-    It subclasses torch's ``_BatchNorm`` so that code looking for batch-statistics layers finds
-    it; eval mode is identical to BatchNorm, so folding it into a convolution for inference is
-    correct. Converting it with ``nn.SyncBatchNorm.convert_sync_batchnorm`` would drop the
-    renormalization.
+    Relaxation, in optimizer steps. The paper trains as plain BatchNorm for its first 5k steps
+    (r_max = 1, d_max = 0), when its moving averages have long converged, then relaxes. Here the
+    plain-BatchNorm phase lasts ``warmup_steps``; by default K = :func:`converged_after`
+    (momentum), the first step at which the averages keep under 1% of their initial values (459
+    steps at α = 0.01). r_max and d_max then ramp linearly to their final values over a fraction
+    ``relax_end`` of the remaining steps. The training loop calls ``set_progress(step, total)``;
+    a new layer is at step 0, i.e. BatchNorm.
     """
 
     def __init__(
@@ -54,10 +61,11 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
         num_features: int,
         r_max: float = 3.0,
         d_max: float = 5.0,
-        warmup: float = 0.05,
+        warmup_steps: int | None = None,
         relax_end: float = 0.5,
         momentum: float | None = 0.01,
         eps: float = 1e-5,
+        moving: str = "std",
         affine: bool = True,
         device=None,
         dtype=None,
@@ -66,13 +74,14 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"batch renorm r_max must be >= 1, got {r_max}")
         if not d_max >= 0.0:
             raise ValueError(f"batch renorm d_max must be >= 0, got {d_max}")
-        if not 0.0 <= warmup <= relax_end <= 1.0:
-            raise ValueError(
-                f"batch renorm needs 0 <= warmup <= relax_end <= 1, got warmup={warmup}, "
-                f"relax_end={relax_end}"
-            )
+        if not 0.0 <= relax_end <= 1.0:
+            raise ValueError(f"batch renorm relax_end must be in [0, 1], got {relax_end}")
+        if warmup_steps is not None and warmup_steps < 0:
+            raise ValueError(f"batch renorm warmup_steps must be >= 0, got {warmup_steps}")
         if momentum is not None and not 0.0 < momentum <= 1.0:
             raise ValueError(f"batch renorm momentum must be in (0, 1] or None, got {momentum}")
+        if moving not in ("std", "var"):
+            raise ValueError(f"batch renorm moving must be 'std' or 'var', got {moving!r}")
         super().__init__(
             num_features,
             eps=eps,
@@ -84,19 +93,22 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
         )
         self.r_max = float(r_max)
         self.d_max = float(d_max)
-        self.warmup = float(warmup)
+        self.warmup_steps = converged_after(momentum) if warmup_steps is None else int(warmup_steps)
         self.relax_end = float(relax_end)
-        self.set_progress(0.0)
+        self.moving = moving
+        self.set_progress(0, 1)
 
-    def set_progress(self, frac: float) -> None:
-        """Set the current clipping bounds for training progress ``frac`` in [0, 1]."""
-        if frac < self.warmup:
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Set the clipping bounds for optimizer step ``step`` of ``total_steps``."""
+        start = self.warmup_steps
+        end = start + self.relax_end * max(total_steps - start, 0)
+        if step < start:
             t = 0.0
-        elif frac >= self.relax_end:
+        elif step >= end:
             t = 1.0
         else:
-            t = (frac - self.warmup) / (self.relax_end - self.warmup)
-        self.progress = float(frac)
+            t = (step - start) / (end - start)
+        self.step = int(step)
         self.current_r_max = 1.0 + t * (self.r_max - 1.0)
         self.current_d_max = t * self.d_max
 
@@ -106,17 +118,34 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
                 f"BatchRenorm expects input (N, C) or (N, C, *), got shape {tuple(x.shape)}"
             )
 
+    def moving_std(self) -> torch.Tensor:
+        """σ of Algorithm 1 (see the class docstring for how it is stored)."""
+        return torch.sqrt(self.running_var + self.eps)
+
     def correction(
         self, batch_mean: torch.Tensor, batch_std: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-channel correction (r, d) of Algorithm 1, clipped and without gradient."""
         with torch.no_grad():
-            std = torch.sqrt(self.running_var + self.eps)
+            std = self.moving_std()
             r = (batch_std / std).clamp(1.0 / self.current_r_max, self.current_r_max)
             d = ((batch_mean - self.running_mean) / std).clamp(
                 -self.current_d_max, self.current_d_max
             )
         return r, d
+
+    @torch.no_grad()
+    def _update_moving(self, batch_mean, batch_var, batch_std, count: int) -> None:
+        self.num_batches_tracked.add_(1)
+        cumulative = self.momentum is None  # AdaBN-style re-estimation: a plain average
+        factor = 1.0 / float(self.num_batches_tracked) if cumulative else self.momentum
+        self.running_mean.mul_(1.0 - factor).add_(batch_mean, alpha=factor)
+        if self.moving == "var":
+            unbiased_var = batch_var * (count / (count - 1))
+            self.running_var.mul_(1.0 - factor).add_(unbiased_var, alpha=factor)
+        else:
+            std = self.moving_std().mul_(1.0 - factor).add_(batch_std, alpha=factor)
+            self.running_var.copy_(std.square() - self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
@@ -138,16 +167,7 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
         batch_std = torch.sqrt(batch_var + self.eps)
         # r and d use the moving statistics from before this batch's update (Algorithm 1 order).
         r, d = self.correction(batch_mean.detach(), batch_std.detach())
-
-        with torch.no_grad():
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
-            else:
-                factor = self.momentum
-            unbiased_var = batch_var.detach() * (count / (count - 1))
-            self.running_mean.mul_(1.0 - factor).add_(batch_mean.detach(), alpha=factor)
-            self.running_var.mul_(1.0 - factor).add_(unbiased_var, alpha=factor)
+        self._update_moving(batch_mean.detach(), batch_var.detach(), batch_std.detach(), count)
 
         # y = γ((x − μ_B)/σ_B · r + d) + β folded into one per-channel scale and shift, so the
         # full-size work is a single multiply-add; gradients still reach μ_B and σ_B (through scale
@@ -163,17 +183,17 @@ class BatchRenorm(nn.modules.batchnorm._BatchNorm):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, r_max={self.r_max}, d_max={self.d_max}, "
-            f"warmup={self.warmup}, relax_end={self.relax_end}"
+            f"warmup_steps={self.warmup_steps}, relax_end={self.relax_end}, moving={self.moving}"
         )
 
 
-def set_progress(model: nn.Module, frac: float) -> None:
-    """Tell every progress-dependent layer of ``model`` (Batch Renorm's relaxation) that a fraction
-    ``frac`` of training is done. Call it before each optimizer step with step / total_steps."""
+def set_progress(model: nn.Module, step: int, total_steps: int) -> None:
+    """Tell every progress-dependent layer of ``model`` (Batch Renorm's relaxation) which
+    optimizer step of ``total_steps`` comes next. Call it before each optimizer step."""
     for module in model.modules():
         method = getattr(module, "set_progress", None)
         if callable(method):
-            method(frac)
+            method(step, total_steps)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,11 +20,11 @@ from study.components.checks import (
     check_name,
     check_rules,
     int_at_least,
+    optional_int_at_least,
     real_at_least,
     real_in,
 )
 from study.components.layers import BatchRenorm
-from study.errors import ConfigError
 from study.registry import Registry
 
 __all__ = ["NORMS", "NormSpec", "make_norm", "norm_options", "validate_config"]
@@ -65,47 +65,34 @@ def _renorm_options(cfg_model) -> dict:
     return {key: renorm[key] for key in renorm}
 
 
-def _renorm_schedule_in_order(cfg) -> None:
-    renorm = cfg.model.renorm
-    if renorm.warmup > renorm.relax_end:
-        raise ConfigError(
-            f"model.renorm.warmup={renorm.warmup} is after model.renorm.relax_end="
-            f"{renorm.relax_end}; the relaxation must end after the warm-up"
-        )
+_RENORM_OPTIONS = frozenset({"r_max", "d_max", "warmup_steps", "relax_end", "momentum", "eps"})
+_RENORM_RULES = {
+    "model.renorm.r_max": real_at_least(1.0),
+    "model.renorm.d_max": real_at_least(0.0),
+    "model.renorm.warmup_steps": optional_int_at_least(0),
+    "model.renorm.relax_end": real_in(0.0, 1.0, high_open=False),
+    "model.renorm.momentum": real_in(0.0, 1.0, high_open=False),
+}
 
 
-@NORMS.builder(
+def _batchrenorm_with(moving: str):
+    def build(num_features: int, dims: int, **options) -> BatchRenorm:
+        return BatchRenorm(num_features, moving=moving, **options)
+
+    return build
+
+
+# Ioffe 2017 as written: moving averages of μ_B and σ_B, plain BatchNorm until they converge.
+NORMS.register(
     "batchrenorm",
-    options=frozenset({"r_max", "d_max", "warmup", "relax_end", "momentum", "eps"}),
-    from_config=_renorm_options,
-    rules={
-        "model.renorm.r_max": real_at_least(1.0),
-        "model.renorm.d_max": real_at_least(0.0),
-        "model.renorm.warmup": real_in(0.0, 1.0, high_open=False),
-        "model.renorm.relax_end": real_in(0.0, 1.0, high_open=False),
-        "model.renorm.momentum": real_in(0.0, 1.0, high_open=False),
-    },
-    validate=_renorm_schedule_in_order,
+    NormSpec(_batchrenorm_with("std"), _RENORM_OPTIONS, _renorm_options, _RENORM_RULES),
 )
-def _batchrenorm(
-    num_features: int,
-    dims: int,
-    r_max: float = 3.0,
-    d_max: float = 5.0,
-    warmup: float = 0.05,
-    relax_end: float = 0.5,
-    momentum: float | None = 0.01,
-    eps: float = 1e-5,
-):
-    return BatchRenorm(
-        num_features,
-        r_max=r_max,
-        d_max=d_max,
-        warmup=warmup,
-        relax_end=relax_end,
-        momentum=momentum,
-        eps=eps,
-    )
+# The same layer averaging the unbiased batch variance as nn.BatchNorm does (σ = sqrt(E[var])):
+# kept to show what the choice of moving statistic changes at small batches.
+NORMS.register(
+    "batchrenorm_var",
+    NormSpec(_batchrenorm_with("var"), _RENORM_OPTIONS, _renorm_options, _RENORM_RULES),
+)
 
 
 def _groups_dividing(num_features: int, groups: int) -> int:
@@ -142,8 +129,9 @@ def make_norm(name: str, num_features: int, dims: int, **options) -> nn.Module:
 
     ``dims=1``: features (N, C) of an MLP; ``dims=2``: feature maps (N, C, H, W) of a CNN.
     Options: ``groups`` (groupnorm), ``momentum`` and ``eps`` (batch statistics),
-    ``r_max``, ``d_max``, ``warmup``, ``relax_end`` (batchrenorm). Options meant for another norm
-    are ignored, so a caller can hand over every option; unknown option names raise ``TypeError``.
+    ``r_max``, ``d_max``, ``warmup_steps``, ``relax_end`` (batchrenorm, batchrenorm_var). Options
+    meant for another norm are ignored, so a caller can hand over every option; unknown option
+    names raise ``TypeError``.
     """
     spec = NORMS.get(name)
     if dims not in (1, 2):

@@ -131,6 +131,20 @@ def _check_final(cfg: Mapping[str, Any], warmup: float) -> None:
 FINAL = Parameter("final", _check_final, lambda cfg, total: float(cfg.get("final", 0.0)))
 
 
+def _check_final_above_zero(cfg: Mapping[str, Any], warmup: float) -> None:
+    final = cfg.get("final")
+    if not (_is_number(final) and 0 < final <= 1):
+        raise ConfigError(
+            f"schedule.final must be a fraction of the base LR in (0, 1] (a geometric decay "
+            f"never reaches 0), got {final!r}: e.g. schedule.final=0.01"
+        )
+
+
+FINAL_ABOVE_ZERO = Parameter(
+    "final", _check_final_above_zero, lambda cfg, total: float(cfg["final"])
+)
+
+
 def _check_timescale(cfg: Mapping[str, Any], warmup: float) -> None:
     timescale = cfg.get("timescale")
     if not (_is_number(timescale) and timescale >= 1):
@@ -190,8 +204,10 @@ def _step(t: int, s: int, p: float, q: dict[str, Any]) -> float:
 
 
 def _exponential(t: int, s: int, p: float, q: dict[str, Any]) -> float:
-    # gamma per epoch, applied continuously per step so there are no jumps at epoch boundaries.
-    return q["gamma"] ** (s / q["steps_per_epoch"])
+    # A rate per run, not per epoch: the factor falls geometrically from 1 to `final` over the
+    # steps after warmup, whatever the run's length (0.99 per epoch would end a 12-epoch run at
+    # 0.886, i.e. nearly constant). Applied every step, so there are no jumps.
+    return q["final"] ** p
 
 
 def _cosine(t: int, s: int, p: float, q: dict[str, Any]) -> float:
@@ -217,7 +233,7 @@ def _piecewise(t: int, s: int, p: float, q: dict[str, Any]) -> float:
 
 SCHEDULES.register("constant", ScheduleSpec(_constant))
 SCHEDULES.register("step", ScheduleSpec(_step, (_gamma(0.1), _milestones("milestones"))))
-SCHEDULES.register("exponential", ScheduleSpec(_exponential, (_gamma(0.99),)))
+SCHEDULES.register("exponential", ScheduleSpec(_exponential, (FINAL_ABOVE_ZERO,)))
 SCHEDULES.register("cosine", ScheduleSpec(_cosine, (FINAL,)))
 SCHEDULES.register("linear", ScheduleSpec(_linear, (FINAL,)))
 SCHEDULES.register("inverse_sqrt", ScheduleSpec(_inverse_sqrt, (TIMESCALE,)))

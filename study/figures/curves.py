@@ -26,12 +26,48 @@ from study.figures.common import (
     figure,
 )
 
+AXES = {"epoch": "epoch", "step": "optimizer step", "examples": "training examples seen"}
+
+
+def curve_axis(hist: pd.DataFrame, x: str = "auto") -> str:
+    """The x-axis of the curves: ``x`` itself, or with "auto" the epoch when every variant runs
+    the same steps per epoch for the same epochs, else the optimizer step (epochs of batch 8 and
+    of batch 128 are not the same budget: counting epochs would hide 16 times more steps)."""
+    if x != "auto":
+        if x not in AXES:
+            raise FigureError(f"curve x-axis {x!r} is unknown; use one of auto, {', '.join(AXES)}")
+        return x
+    if "step" not in hist.columns or hist.empty:
+        return "epoch"
+    last = hist.sort_values("epoch").groupby("variant")[["epoch", "step"]].max()
+    uniform = last["epoch"].nunique() == 1 and last["step"].nunique() == 1
+    return "epoch" if uniform else "step"
+
+
+def with_examples(ctx: Context, hist: pd.DataFrame) -> pd.DataFrame:
+    """``hist`` with an ``examples`` column: steps × each variant's batch size."""
+    runs = ctx.runs("learning_curves") if (ctx.tables / "runs.csv").is_file() else None
+    sizes = {}
+    for variant in hist["variant"].unique():
+        train = (_run_info(ctx, variant, runs).get("config") or {}).get("train") or {}
+        sizes[variant] = _finite_number(train.get("batch_size"))
+    if any(size is None for size in sizes.values()):
+        raise FigureError("learning_curves by examples needs each variant's train.batch_size")
+    hist = hist.copy()
+    hist["examples"] = hist["step"].astype(float) * hist["variant"].map(sizes)
+    return hist
+
 
 @figure("learning_curves", needs="tables/history.csv (or run history.csv)")
-def learning_curves(ctx: Context) -> tuple[Figure, str]:
+def learning_curves(ctx: Context, x: str = "auto") -> tuple[Figure, str]:
+    """Loss curves per variant against ``x``: epoch, step, examples, or "auto" (the step when
+    the variants' budgets differ, see :func:`curve_axis`)."""
     what = "learning_curves"
     hist = ctx.history(what)
     _require(hist, ["epoch", "train_loss", "val_loss"], "history.csv", what)
+    axis = curve_axis(hist, x)
+    if axis == "examples":
+        hist = with_examples(ctx, hist)
     ok = hist[hist["status"] != DIVERGED]
     variants = ctx.order(hist["variant"].unique())
     rows, cols = _grid_shape(len(variants))
@@ -41,8 +77,8 @@ def learning_curves(ctx: Context) -> tuple[Figure, str]:
     for ax, variant in zip(axes.flat, variants, strict=False):
         part = ok[ok["variant"] == variant]
         color = ctx.color(variant)
-        _plot_mean_band(ax, part, "epoch", "train_loss", color=color, ls="--", lw=1.5)
-        _plot_mean_band(ax, part, "epoch", "val_loss", color=color, ls="-", lw=1.8)
+        _plot_mean_band(ax, part, axis, "train_loss", color=color, ls="--", lw=1.5)
+        _plot_mean_band(ax, part, axis, "val_loss", color=color, ls="-", lw=1.8)
         n_div = hist[(hist["variant"] == variant) & (hist["status"] == DIVERGED)]["seed"].nunique()
         title = variant + (f"  (diverged {n_div})" if n_div else "")
         # Black titles: a light variant colour is hard to read as text; the lines carry it.
@@ -54,7 +90,7 @@ def learning_curves(ctx: Context) -> tuple[Figure, str]:
     for ax in axes.flat[len(variants) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(AXES[axis])
     for ax in axes[:, 0]:
         ax.set_ylabel("cross-entropy")
     handles = [
@@ -64,10 +100,13 @@ def learning_curves(ctx: Context) -> tuple[Figure, str]:
     fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     caption = (
-        "Training (dashed) and validation (solid) loss per epoch for each variant: mean over "
-        f"{_n_seeds(hist)}, shaded band the range over seeds. A validation loss that rises while "
-        "the training loss falls is overfitting." + _diverged_note(hist)
-    )
+        f"Training (dashed) and validation (solid) loss against the {AXES[axis]} for each "
+        f"variant (evaluated once per epoch): mean over {_n_seeds(hist)}, shaded band the range "
+        "over seeds. A validation loss that rises while the training loss falls is overfitting."
+        + (" The variants' budgets differ, hence steps, not epochs." if x == "auto" and axis ==
+           "step" else "")
+        + _diverged_note(hist)
+    )  # fmt: skip
     return fig, caption
 
 

@@ -18,8 +18,25 @@ from pathlib import Path
 import yaml
 
 from study.config import ConfigError, compose, validate
-from study.paths import run_folder, tuning_folder
+from study.paths import run_folder
+from study.planning.comparisons import confound, differing_keys, flat
+from study.planning.search import TuningRun, parse_tune, spread, tuning_runs
 from study.schemas import DocumentError, validate_document
+
+__all__ = [
+    "Ablation",
+    "AblationError",
+    "Comparison",
+    "Plan",
+    "Run",
+    "TuningRun",
+    "comparisons",
+    "grid_variants",
+    "load_ablation",
+    "load_ablations",
+    "plan",
+    "spread",
+]
 
 # Names become folder names and HTML ids (the schema holds the same pattern for listed variants).
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -27,6 +44,16 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 class AblationError(ValueError):
     """A malformed ablation file; the message starts with the file (and variant) at fault."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``variant`` measured against ``reference``; ``factor``: the keys they may differ in (None:
+    inferred, see study/planning/comparisons.py)."""
+
+    reference: str
+    variant: str
+    factor: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -43,6 +70,17 @@ class Ablation:
     tune: dict | None = None
     shift: bool = False
     figures: list[str] = field(default_factory=list)
+    compare: list[Comparison] = field(default_factory=list)
+    scales: list[str] | None = None  # the scales it runs at (None: every scale)
+
+
+def comparisons(ablation: Ablation) -> list[tuple[str, str]]:
+    """The (reference, variant) pairs the ablation supports, in file order.
+
+    From its ``compare`` list, or every variant against the baseline when the file has none. The
+    plan has checked that each pair differs in one factor only, so tables, figures and claims
+    that compare through this function report no confounded difference."""
+    return [(c.reference, c.variant) for c in ablation.compare]
 
 
 @dataclass(frozen=True)
@@ -53,7 +91,7 @@ class Run:
     variant: str
     seed: int
     overrides: tuple[str, ...]
-    tuned: bool  # its learning rate comes from the ablation's tuning selection
+    tuned: bool  # a hyperparameter comes from the ablation's tuning selection
     dataset: str = "fashion_mnist"
     data_root: str = "resources/fashion-mnist"
     device: str = "auto"
@@ -61,22 +99,6 @@ class Run:
     @property
     def folder(self) -> str:
         return run_folder(self.ablation, self.variant, self.seed)
-
-
-@dataclass(frozen=True)
-class TuningRun:
-    ablation: str
-    variant: str
-    level: str  # folder name of the grid point, e.g. lr-0.001
-    overrides: tuple[str, ...]
-    lr: float
-    dataset: str = "fashion_mnist"
-    data_root: str = "resources/fashion-mnist"
-    device: str = "auto"
-
-    @property
-    def folder(self) -> str:
-        return tuning_folder(self.ablation, self.variant, self.level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,12 +205,10 @@ def parse_ablation(path: Path, data) -> Ablation:
             path, f"baseline {baseline!r} is not a variant (variants: {', '.join(variants)})"
         )
     tune = data.get("tune")
-    if tune is not None:
-        tune = {
-            "key": tune.get("key", "optim.lr"),
-            "factors": sorted(float(f) for f in tune["factors"]),
-            "metric": tune.get("metric", "val_loss"),
-        }
+    unknown = sorted(set((tune or {}).get("variants") or {}) - set(variants))
+    if unknown:
+        raise _fail(path, f"tune.variants names {unknown}, which are not variants; fix the names")
+    tune = parse_tune(tune, list(variants))
     return Ablation(
         name=name,
         path=path,
@@ -202,7 +222,34 @@ def parse_ablation(path: Path, data) -> Ablation:
         tune=tune,
         shift=data.get("shift", False),
         figures=list(data.get("figures") or []),
+        compare=_comparisons(path, data.get("compare"), variants, baseline),
+        scales=data.get("scales"),
     )
+
+
+def _comparisons(path: Path, compare, variants: dict, baseline: str) -> list[Comparison]:
+    """The ``compare`` entries as pairs: ``[ref, a, b]`` gives (ref, a) and (ref, b)."""
+    if compare is None:
+        return [Comparison(baseline, v) for v in variants if v != baseline]
+    pairs, reference_of = [], {}
+    for entry in compare:
+        group = entry["variants"] if isinstance(entry, dict) else entry
+        factor = tuple(entry["factor"]) if isinstance(entry, dict) else None
+        for name in group:
+            if name not in variants:
+                raise _fail(path, f"compare names {name!r}, which is not a variant; fix the name")
+        reference = group[0]
+        for variant in group[1:]:
+            if variant == reference or variant in reference_of:
+                again = reference_of.get(variant, reference)
+                raise _fail(
+                    path,
+                    f"compare measures {variant!r} against {again!r} and {reference!r}; give each "
+                    "variant one reference",
+                )
+            reference_of[variant] = reference
+            pairs.append(Comparison(reference, variant, factor))
+    return pairs
 
 
 def load_ablation(path: str | Path) -> Ablation:
@@ -237,19 +284,6 @@ class Plan:
         return [r for r in self.runs if r.ablation == ablation]
 
 
-def spread(values: list, n: int | None) -> list:
-    """``n`` points spread evenly over ``values``, both ends included (all of them if n is None)."""
-    if n is None or n >= len(values):
-        return list(values)
-    if n == 1:
-        return [values[len(values) // 2]]
-    return [values[round(i * (len(values) - 1) / (n - 1))] for i in range(n)]
-
-
-def lr_level(lr: float) -> str:
-    return f"lr-{lr:.3g}"
-
-
 def planned_seeds(seeds: int, plan_cfg) -> int:
     """Seeds per variant at a scale: the ablation's own number (chosen from the power its claims
     need; see the comment beside ``seeds:`` in each file), raised to the scale's floor
@@ -259,8 +293,9 @@ def planned_seeds(seeds: int, plan_cfg) -> int:
     return min(max(seeds, floor), cap)
 
 
-def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[TuningRun]]:
-    runs, tuning = [], []
+def _composed(ablation: Ablation, scale: str) -> dict[str, tuple[list[str], object]]:
+    """Each variant's overrides and composed, validated config."""
+    out = {}
     for variant, overrides in ablation.variants.items():
         full = [f"scale={scale}", *ablation.common, *overrides]
         try:
@@ -268,25 +303,37 @@ def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[Tunin
             validate(cfg)
         except ConfigError as err:
             raise _fail(ablation.path, str(err), variant) from None
-        where = {"dataset": cfg.data.name, "data_root": cfg.data.root, "device": cfg.device}
-        for seed in range(planned_seeds(ablation.seeds, cfg.plan)):
-            runs.append(
-                Run(ablation.name, variant, seed, tuple(full), ablation.tune is not None, **where)
+        out[variant] = (full, cfg)
+    return out
+
+
+def check_comparisons(ablation: Ablation, configs: dict[str, object]) -> None:
+    """Refuse a comparison whose composed configs differ in more than its one factor."""
+    flats = {v: flat(cfg) for v, cfg in configs.items()}
+    for c in ablation.compare:
+        keys = differing_keys(flats[c.reference], flats[c.variant])
+        why = confound(keys, c.factor)
+        if why:
+            raise _fail(
+                ablation.path,
+                f"comparison {c.reference} vs {c.variant} {why}; make the two variants differ in "
+                "one technique, declare its factor keys, or drop the pair from compare",
             )
-        if ablation.tune:
-            factors = spread(ablation.tune["factors"], cfg.plan.tune_points)
-            for factor in factors:
-                lr = float(f"{cfg.optim.lr * factor:.3g}")
-                tuning.append(
-                    TuningRun(
-                        ablation.name,
-                        variant,
-                        lr_level(lr),
-                        (*full, f"optim.lr={lr}"),
-                        lr,
-                        **where,
-                    )
-                )
+
+
+def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[TuningRun]]:
+    composed = _composed(ablation, scale)
+    check_comparisons(ablation, {v: cfg for v, (_, cfg) in composed.items()})
+    if ablation.scales is not None and scale not in ablation.scales:
+        return [], []  # a full-scale-only ablation: checked, but not run at this scale
+    runs, tuning = [], []
+    searches = (ablation.tune or {}).get("searches", {})
+    for variant, (full, cfg) in composed.items():
+        where = {"dataset": cfg.data.name, "data_root": cfg.data.root, "device": cfg.device}
+        seeds = planned_seeds(ablation.seeds, cfg.plan)
+        tuned = variant in searches
+        runs += [Run(ablation.name, variant, s, tuple(full), tuned, **where) for s in range(seeds)]
+        tuning += tuning_runs(ablation, variant, full, cfg, where)
     return runs, tuning
 
 
@@ -300,4 +347,6 @@ def plan(ablation_dir: str | Path, scale: str) -> Plan:
         r, t = plan_ablation(ablation, scale)
         runs += r
         tuning += t
-    return Plan(scale, ablations, runs, tuning)
+    # An ablation restricted to other scales is checked above but gets no tables or figures here.
+    here = {n: a for n, a in ablations.items() if a.scales is None or scale in a.scales}
+    return Plan(scale, here, runs, tuning)

@@ -1,12 +1,17 @@
-"""Learning-rate selection for ablations with a ``tune`` block.
+"""Hyperparameter selection for ablations with a ``tune`` block (see study/planning/search.py).
 
-Every variant gets the same budget: one seed at each point of a log-spaced grid around its own
-usual learning rate. The point with the best validation metric wins (the test split is never
-looked at); the final runs then use that rate with every seed. A diverged point is a result of the
-search (too high a rate), not an error, and a winner on the edge of the grid is flagged: the true
-optimum may lie outside it.
+Every searched variant gets the same treatment: its grid of values of one config key (a learning
+rate, a regularizer's strength), each point trained on the tuning seeds. A point's score is its
+validation metric averaged over the last ``--last`` epochs and then over the seeds: the last
+epoch alone of one seed fluctuates by more than the margin between neighbouring grid points. The
+best score wins (the test split is never looked at); the final runs use the winner with seeds
+the tuning never saw. A point that diverged on any seed ranks last (a result of the search: too
+strong a setting, not an error), and a winner on the edge of the grid is flagged: the true optimum
+may lie outside it.
 
-``python -m study.planning.tuning --metric val_loss --out <selection.json> <metrics.json>...``
+``python -m study.planning.tuning --metric val_loss --last 3 [--key VARIANT=KEY ...]
+--out <selection.json> <metrics.json>...`` (the history.csv beside each metrics.json is read too;
+a variant without ``--key`` is a learning-rate search, ``optim.lr``).
 """
 
 from __future__ import annotations
@@ -21,20 +26,49 @@ from pathlib import Path
 
 from study.outputs import write_text
 
+SELECTION_FIELDS = (
+    "variant", "key", "chosen", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged",
+    "n_seeds", "last_epochs",
+)  # fmt: skip
+
 
 class TuningError(ValueError):
     pass
 
 
-def read_point(path: Path) -> dict:
+def _config_value(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _last_mean(history: Path, column: str, last: int) -> float | None:
+    """Mean of ``column`` over the last ``last`` epochs of a history.csv (None if none finite)."""
+    with open(history, newline="") as f:
+        values = [row.get(column, "") for row in csv.DictReader(f)]
+    tail = [float(v) for v in values[-last:] if v not in ("", None)]
+    if not tail or not all(math.isfinite(v) for v in tail):
+        return None
+    return sum(tail) / len(tail)
+
+
+def read_point(path: Path, keys: dict[str, str] | None = None, last: int = 3) -> dict:
+    """One tuning run: its variant, searched value (of ``keys[variant]``, default optim.lr),
+    seed, status and validation scores averaged over its last ``last`` epochs."""
+    path = Path(path)
     try:
-        m = json.loads(Path(path).read_text())
+        m = json.loads(path.read_text())
+        key = (keys or {}).get(m["variant"], "optim.lr")
+        history = path.parent / "history.csv"
         return {
             "variant": m["variant"],
-            "lr": float(m["lr"]),
+            "key": key,
+            "value": _config_value(m["config"], key),
+            "seed": m.get("seed", 0),
             "status": m["status"],
-            "val_loss": m.get("val_loss"),
-            "val_acc": m.get("val_acc"),
+            "val_loss": _last_mean(history, "val_loss", last),
+            "val_acc": _last_mean(history, "val_acc", last),
         }
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise TuningError(
@@ -50,62 +84,84 @@ def score(point: dict, metric: str) -> float:
     return value if metric.endswith("loss") else -value
 
 
+def _grid_scores(points: list[dict], metric: str) -> dict[float, tuple[float, int]]:
+    """Grid value → (score averaged over seeds, seeds); inf when any seed diverged."""
+    by_value: dict[float, list[float]] = {}
+    for p in points:
+        by_value.setdefault(p["value"], []).append(score(p, metric))
+    return {v: (sum(s) / len(s), len(s)) for v, s in sorted(by_value.items())}
+
+
 def select(points: list[dict], metric: str = "val_loss") -> dict[str, dict]:
     by_variant: dict[str, list[dict]] = {}
     for p in points:
         by_variant.setdefault(p["variant"], []).append(p)
     selection = {}
     for variant, pts in by_variant.items():
-        pts = sorted(pts, key=lambda p: p["lr"])
-        best = min(pts, key=lambda p: (score(p, metric), p["lr"]))
-        usable = math.isfinite(score(best, metric))
+        key = pts[0].get("key", "optim.lr")
+        grid = _grid_scores(pts, metric)
+        values = list(grid)
+        best = min(values, key=lambda v: (grid[v][0], v))
+        usable = math.isfinite(grid[best][0])
+        chosen = best if usable else values[0]
+        raw = grid[best][0] if usable else None
         selection[variant] = {
-            "lr": best["lr"] if usable else pts[0]["lr"],
+            "key": key,
+            "chosen": chosen,
+            "lr": chosen if key == "optim.lr" else None,
             "metric": metric,
-            "value": best.get(metric) if usable else None,
-            "at_edge": usable and best["lr"] in (pts[0]["lr"], pts[-1]["lr"]),
+            "value": (raw if metric.endswith("loss") else -raw) if raw is not None else None,
+            "at_edge": usable and best in (values[0], values[-1]),
             "all_diverged": not usable,
-            "grid": [p["lr"] for p in pts],
-            "diverged": [p["lr"] for p in pts if p["status"] == "diverged"],
+            "grid": values,
+            "diverged": [v for v in values if not math.isfinite(grid[v][0])],
+            "n_seeds": max(n for _, n in grid.values()),
         }
     return selection
 
 
-def selection_csv(selection: dict[str, dict]) -> str:
+def selection_csv(selection: dict[str, dict], last: int | None = None) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["variant", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged"])
+    writer.writerow(SELECTION_FIELDS)
     for variant, s in selection.items():
-        writer.writerow(
-            [
-                variant,
-                s["lr"],
-                s["metric"],
-                s["value"],
-                s["at_edge"],
-                s["all_diverged"],
-                len(s["diverged"]),
-            ]
-        )
+        row = {**s, "variant": variant, "n_diverged": len(s["diverged"]), "last_epochs": last}
+        writer.writerow(["" if row.get(f) is None else row[f] for f in SELECTION_FIELDS])
     return buf.getvalue()
+
+
+def _keys(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        variant, sep, key = pair.partition("=")
+        if not sep or not key:
+            raise TuningError(f"--key {pair!r}: expected VARIANT=KEY, e.g. dropout=model.dropout")
+        out[variant] = key
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metric", default="val_loss", choices=("val_loss", "val_acc"))
+    parser.add_argument("--last", default=3, type=int, help="epochs averaged per run")
+    parser.add_argument("--key", action="append", default=[], help="VARIANT=config key searched")
     parser.add_argument("--out", required=True, type=Path, help="selection .json (a .csv beside)")
     parser.add_argument("metrics", nargs="+", type=Path)
     args = parser.parse_args(argv)
     try:
-        selection = select([read_point(p) for p in args.metrics], args.metric)
+        keys = _keys(args.key)
+        points = [read_point(path, keys, args.last) for path in args.metrics]
+        selection = select(points, args.metric)
     except TuningError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    write_text(args.out.with_suffix(".csv"), selection_csv(selection))
+    for variant in selection:
+        selection[variant]["last_epochs"] = args.last
+    write_text(args.out.with_suffix(".csv"), selection_csv(selection, args.last))
     write_text(args.out, json.dumps(selection, indent=1) + "\n")
     for variant, s in selection.items():
         note = " (all diverged)" if s["all_diverged"] else " (edge of grid)" if s["at_edge"] else ""
-        print(f"{variant}: lr {s['lr']:g}{note}")
+        print(f"{variant}: {s['key']} {s['chosen']:g}{note}")
     return 0
 
 

@@ -31,11 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from study.planning.ablation import load_ablations
 
+    scale = args.scale or Path(args.scale_dir).name
     try:
+        ablations = {  # an ablation restricted to other scales (its `scales`) has no section
+            n: a
+            for n, a in load_ablations(args.ablations).items()
+            if a.scales is None or scale in a.scales
+        }
         write_claims_ledger(args.scale_dir, args.out)  # before the context: it shows the plot
         context = build_context(
             args.scale_dir,
-            load_ablations(args.ablations),
+            ablations,
             args.claims,
             args.scale,
             order=tuple(n for n in args.order.split(",") if n),

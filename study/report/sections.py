@@ -81,16 +81,26 @@ def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _reference(r: pd.Series, baseline: str) -> str:
+    """The variant this row is compared with: its declared reference ("" for none)."""
+    if "reference" not in r.index:  # a summary from before declared comparisons
+        return "" if str(r["variant"]) == baseline else baseline
+    ref = r["reference"]
+    return "" if pd.isna(ref) else str(ref)
+
+
 def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
     rows = []
     for _, r in summary.iterrows():
-        is_base = str(r["variant"]) == baseline
+        reference = _reference(r, baseline)
+        is_base = not reference  # compared with nothing: no difference, no verdict
         n = int(_num(r.get("n_seeds")) or 0) if _finite(r.get("n_seeds")) else 0
         n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
         n_stop = int(_num(r.get("n_stopped_early"))) if _finite(r.get("n_stopped_early")) else 0
         row = {
             "variant": str(r["variant"]),
-            "is_baseline": is_base,
+            "is_baseline": str(r["variant"]) == baseline,
+            "reference": reference,
             "n": n,
             "n_diverged": n_div,
             "n_stopped_early": n_stop,
@@ -186,30 +196,43 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
     rows = _variant_rows(summary, ablation.baseline)
     ctx["rows"] = rows
     ctx["selection"] = _selection_rows(scale_dir, ablation)
-    ranked = [r for r in rows if math.isfinite(r["test_acc_mean_raw"])]
+    _findings(ctx, rows, ablation.baseline)
+    return ctx
+
+
+def _findings(ctx: dict[str, Any], rows: list[dict[str, Any]], baseline: str) -> None:
+    """The best variant and each declared comparison's verdict and sentence, into ``ctx``."""
+    # Ranked only with the baseline's own comparisons: the same budget as the baseline (a batch-8
+    # variant compared with another batch-8 variant is not ranked against batch 128).
+    ranked = [
+        r
+        for r in rows
+        if math.isfinite(r["test_acc_mean_raw"])
+        and (r["is_baseline"] or r["reference"] == baseline)
+    ]
     if ranked:
-        best = max(ranked, key=lambda r: r["test_acc_mean_raw"])
-        ctx["best"] = best
+        ctx["best"] = max(ranked, key=lambda r: r["test_acc_mean_raw"])
     for row in rows:
-        if row["is_baseline"]:
+        if not row["reference"]:  # only the ablation's declared, one-factor comparisons
             continue
         verdict = row["test_acc_verdict"] or "inconclusive"
+        named = row["reference"] != baseline  # say which reference it was measured against
         entry = {
-            "variant": row["variant"],
+            "variant": row["variant"] + (f" (vs {row['reference']})" if named else ""),
             "diff": row["test_acc_diff"],
             "ci": row["test_acc_diff_ci"],
         }
         {"better": ctx["better"], "worse": ctx["worse"]}.get(verdict, ctx["noise"]).append(entry)
-        sentence = {
-            "variant": row["variant"],
-            "verdict": verdict,
-            "text": _effect_sentence(row, ablation.baseline, "test_acc"),
-            "diverged": (
-                f"{row['n_diverged']} of {row['n']} runs diverged." if row["n_diverged"] else ""
-            ),
-        }
-        ctx["sentences"].append(sentence)
-    return ctx
+        ctx["sentences"].append(
+            {
+                "variant": row["variant"],
+                "verdict": verdict,
+                "text": _effect_sentence(row, row["reference"], "test_acc"),
+                "diverged": (
+                    f"{row['n_diverged']} of {row['n']} runs diverged." if row["n_diverged"] else ""
+                ),
+            }
+        )
 
 
 def _planned_seeds(ablation: Any, runs: pd.DataFrame) -> int:

@@ -49,7 +49,7 @@ def set_learning_rate(parts: RunParts, step: int) -> float:
     for group in parts.optimizer.param_groups:
         group["lr"] = lr
     if parts.progress_aware:
-        set_progress(parts.model, step / parts.total_steps)  # layers annealed over the run
+        set_progress(parts.model, step, parts.total_steps)  # layers annealed over the run
     return lr
 
 

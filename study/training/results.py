@@ -79,6 +79,9 @@ def assemble_metrics(parts: RunParts, progress: Progress, final: dict, wall_s: f
         "weight_norm": norm,
         "lr": parts.base_lr,
         "steps_per_epoch": parts.steps_per_epoch,
+        # The training budget actually spent, comparable across batch sizes and early stops.
+        "steps": progress.step,
+        "examples_seen": progress.step * parts.batch_size,
         "config_hash": parts.digest,
     }
     metrics = {k: finite_or_none(v) for k, v in metrics.items()}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from study.components.augmentations import is_active
 from study.components.data import load_splits
@@ -68,17 +68,19 @@ def pick_device(name: str) -> torch.device:
 
 
 def apply_tuned_lr(cfg: DictConfig) -> None:
-    """Take the learning rate chosen on the validation split by the ablation's tuning step."""
+    """Take the value chosen on the validation split by the ablation's tuning step: the learning
+    rate, or whichever key the variant searched (``key`` and ``chosen`` of its selection)."""
     path = Path(cfg.train.lr_from)
     try:
-        selection = json.loads(path.read_text())
-        lr = selection[cfg.run.variant]["lr"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        entry = json.loads(path.read_text())[cfg.run.variant]
+        key = entry.get("key", "optim.lr")
+        value = entry["chosen"] if "chosen" in entry else float(entry["lr"])
+        OmegaConf.update(cfg, key, value, merge=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(
-            f"train.lr_from={path}: no learning rate for variant {cfg.run.variant!r} "
+            f"train.lr_from={path}: no tuned value for variant {cfg.run.variant!r} "
             f"({type(err).__name__}); rerun the tuning step"
         ) from None
-    cfg.optim.lr = float(lr)
 
 
 def setup(cfg: DictConfig) -> torch.device:
