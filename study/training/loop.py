@@ -89,12 +89,20 @@ def train_epoch(parts: RunParts, progress: Progress) -> tuple[int, float] | dict
     losses = torch.empty(steps, device=parts.device)
     correct = torch.zeros((), dtype=torch.long, device=parts.device)
     checked, first_step = 0, progress.step
+    on_cpu = parts.device.type == "cpu"
     for i in range(steps):
         xb, yb = training_batch(parts, order[i * batch_size : (i + 1) * batch_size])
         progress.lr = set_learning_rate(parts, progress.step)
-        losses[i], batch_correct = train_step(parts, xb, yb)
+        loss, batch_correct = train_step(parts, xb, yb)
+        losses[i] = loss
         correct += batch_correct
         progress.step += 1
+        if on_cpu:
+            # One float comparison instead of five tensor ops: NaN fails ``<=`` as it must.
+            value = float(loss)
+            if not value <= parts.diverge_at:
+                return progress.step - 1, value
+            continue
         if check_due(parts.device, i, steps):
             bad = first_diverged(losses[checked : i + 1], parts.diverge_at)
             if bad is not None:
