@@ -83,13 +83,11 @@ def parse_snakemake_log(path: Path) -> SnakemakeLog:
     return SnakemakeLog(path, first, last, cores, workdir, list(jobs.values()))
 
 
-def job_metrics(log: SnakemakeLog, job: Job, scale_dir: Path) -> Path | None:
-    """The metrics.json a job wrote under ``scale_dir``, if it wrote one."""
-    for out in job.outputs:
-        path = (log.workdir / out).resolve()
-        if path.name == "metrics.json" and path.is_relative_to(scale_dir):
-            return path
-    return None
+def job_metrics(log: SnakemakeLog, job: Job, scale_dir: Path) -> list[Path]:
+    """The metrics.json files a job wrote under ``scale_dir``: one per run it trained (a job
+    trains several with runs_per_job > 1), none for other rules."""
+    paths = [(log.workdir / out).resolve() for out in job.outputs]
+    return [p for p in paths if p.name == "metrics.json" and p.is_relative_to(scale_dir)]
 
 
 def jobs_under(log: SnakemakeLog, scale_dir: Path) -> list[Job]:
