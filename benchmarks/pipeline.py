@@ -29,7 +29,9 @@ def job_in_run(log, job, scale_dir: Path) -> tuple[float, list[Path]]:
     return sum(float(read_metrics(p)["wall_s"]) for p in paths), paths
 
 
-def efficiency(report: Report, scale_dir: Path, log_path: Path, cores: int | None = None) -> dict:
+def efficiency(
+    report: Report, scale_dir: Path, log_path: Path, cores: int | None = None, prefix: str = ""
+) -> dict:
     """Time inside study work over wall × cores: training and tuning jobs count the wall_s of
     their runs, shift and second-order jobs their wall time less a training job's start-up."""
     scale_dir = Path(scale_dir).resolve()
@@ -60,39 +62,52 @@ def efficiency(report: Report, scale_dir: Path, log_path: Path, cores: int | Non
     capacity = log.wall_s * cores
     busy = sum(s for walls in by_rule.values() for s in walls)
     report.section(f"pipeline efficiency: {scale_dir.name} study, log {log.path.name}")
-    report.add("study_wall_s", log.wall_s, "first to last timestamp of the Snakemake log")
-    report.add("study_cores", cores, "Snakemake --cores")
-    report.add("study_jobs", len(jobs_under(log, scale_dir)), "finished jobs of this scale")
-    report.add("in_run_jobs", len(overheads), "training and tuning jobs with metrics.json")
-    report.add("in_run_runs", len(counted), "runs and tuning runs with a metrics.json")
+    report.add(prefix + "study_wall_s", log.wall_s, "first to last timestamp of the Snakemake log")
+    report.add(prefix + "study_cores", cores, "Snakemake --cores")
+    report.add(
+        prefix + "study_jobs", len(jobs_under(log, scale_dir)), "finished jobs of this scale"
+    )
+    report.add(prefix + "in_run_jobs", len(overheads), "training and tuning jobs with metrics.json")
+    report.add(prefix + "in_run_runs", len(counted), "runs and tuning runs with a metrics.json")
     if len(on_disk) != len(counted):
-        report.add("metrics_not_from_log", len(on_disk - counted), "metrics.json not counted")
-    report.add("in_run_s", in_run, "sum of metrics.json wall_s")
+        report.add(
+            prefix + "metrics_not_from_log", len(on_disk - counted), "metrics.json not counted"
+        )
+    report.add(prefix + "in_run_s", in_run, "sum of metrics.json wall_s")
     if untimed:
         report.add(
-            "untimed_work_s", untimed_s,
+            prefix + "untimed_work_s", untimed_s,
             f"{len(untimed)} shift/second-order job(s): wall less {startup:.1f} s start-up",
         )  # fmt: skip
-    report.add("efficiency", (in_run + untimed_s) / capacity, "study work / (wall × cores)")
-    report.add("busy_fraction", busy / capacity, "time cores ran any job / (wall × cores)")
+    report.add(
+        prefix + "efficiency", (in_run + untimed_s) / capacity, "study work / (wall × cores)"
+    )
+    report.add(prefix + "busy_fraction", busy / capacity, "time cores ran any job / (wall × cores)")
     if overheads:
         report.add(
-            "job_overhead_mean_s",
+            prefix + "job_overhead_mean_s",
             statistics.fmean(overheads),
             "per training job: job wall (log, 1 s resolution) − its runs' wall_s",
         )
-        report.add("job_wall_mean_s", statistics.fmean(job_walls), "per training job, from the log")
+        report.add(
+            prefix + "job_wall_mean_s",
+            statistics.fmean(job_walls),
+            "per training job, from the log",
+        )
     for rule, walls in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
-        report.add(f"rule_s:{rule}", sum(walls), f"{len(walls)} job(s)")
+        report.add(f"{prefix}rule_s:{rule}", sum(walls), f"{len(walls)} job(s)")
     return {
         "in_run_s": in_run,
         "capacity_s": capacity,
         "overheads": overheads,
         "untimed_s": untimed_s,
+        "efficiency": (in_run + untimed_s) / capacity,
     }
 
 
-def eval_share(report: Report, scale_dir: Path) -> dict[str, tuple[float, float, int]]:
+def eval_share(
+    report: Report, scale_dir: Path, prefix: str = ""
+) -> dict[str, tuple[float, float, int]]:
     """eval_s / (train_s + eval_s), summed over the runs of each ablation and over all runs."""
     scale_dir = Path(scale_dir)
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
@@ -112,6 +127,8 @@ def eval_share(report: Report, scale_dir: Path) -> dict[str, tuple[float, float,
         share = eval_s / (train_s + eval_s) if train_s + eval_s > 0 else math.nan
         shares[key] = (train_s, eval_s, n)
         report.add(
-            f"eval_share:{key}", share, f"{n} runs, train {train_s:.1f} s, eval {eval_s:.1f} s"
+            f"{prefix}eval_share:{key}",
+            share,
+            f"{n} runs, train {train_s:.1f} s, eval {eval_s:.1f} s",
         )
     return shares

@@ -16,6 +16,7 @@ OUTPUT_LINE = re.compile(r"^\s+output: (.*)$")
 # Snakemake 9 writes "Finished jobid: 4 (Rule: train)"; 7 and 8 wrote "Finished job 4.".
 FINISHED_LINE = re.compile(r"^Finished job(?:id:)? (\d+)\b")
 CORES_LINE = re.compile(r"^Provided cores: (\d+)")
+FLAG = re.compile(r"\s+\(\w+\)$")
 WORKDIR_LINE = re.compile(r"^\s*Working directory: (.+?)\s*$")
 
 
@@ -68,7 +69,9 @@ def parse_snakemake_log(path: Path) -> SnakemakeLog:
         elif (m := RULE_LINE.match(line)) and stamp is not None:
             pending = Job(jobid=-1, rule=m.group(1), start=stamp)
         elif pending is not None and (m := OUTPUT_LINE.match(line)):
-            pending.outputs = [o.strip() for o in m.group(1).split(",") if o.strip()]
+            # A flagged output is printed with its flag: "<path> (update)".
+            outputs = (FLAG.sub("", o.strip()) for o in m.group(1).split(","))
+            pending.outputs = [o for o in outputs if o]
         elif pending is not None and (m := JOBID_LINE.match(line)):
             pending.jobid = int(m.group(1))
             jobs[pending.jobid] = pending
