@@ -311,7 +311,8 @@ Provided cores: 2
 [Thu Nov 26 22:00:00 2026]
 rule train:
     output: results/default/runs/r/a/seed0/metrics.json (update), \
-results/default/runs/r/a/seed0/model.pt (update), results/default/runs/r/a/seed1/metrics.json (update)
+results/default/runs/r/a/seed0/model.pt (update), \
+results/default/runs/r/a/seed1/metrics.json (update)
     jobid: 1
 [Thu Nov 26 22:00:20 2026]
 Finished jobid: 1 (Rule: train)
@@ -348,7 +349,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_says_it_has_no_cuda_device(root):
     lines = done.stdout.splitlines()
     if not torch.cuda.is_available():
         assert gpu.NO_CUDA in lines
-    projected = next(line for line in lines if line.startswith("projected_study_hours"))
+    projected = next(line for line in lines if line.startswith("projected_study_s"))
     assert float(projected.split()[1]) > 0
     images = next(line for line in lines if line.startswith("study_images"))
     assert int(images.split()[1]) > 0
