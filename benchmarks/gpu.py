@@ -143,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_CUDA)
     images, runs = study_images(args.scale)
     best = max(rates, key=rates.get)
-    hours = images / rates[best] / 3600
+    seconds = images / rates[best]
     print(f"study_images {images} in {runs} runs and tuning runs at scale={args.scale}")
     print(
-        f"projected_study_hours {hours:.2f} at {best} ({rates[best]:.1f} images/s, training only)"
+        f"projected_study_s {seconds:.1f} ({seconds / 3600:.2f} h) at {best} "
+        f"({rates[best]:.1f} images/s, training only)"
     )
     return 0
 
