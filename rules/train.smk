@@ -137,7 +137,7 @@ else:
             params:
                 shared=lambda wc: quoted(where(batch_tuning_run(wc))),
                 members=lambda wc, levels=_levels: members(
-                    " ".join(quoted(TUNING[(*split_pair(wc), lv)].overrides))
+                    quoted(TUNING[(*split_pair(wc), lv)].overrides)
                     + f" seed=0 run.out={S.tuning_run(*split_pair(wc), lv)}"
                     for lv in levels
                 ),
