@@ -94,6 +94,11 @@ def efficiency(
             statistics.fmean(job_walls),
             "per training job, from the log",
         )
+        report.add(
+            prefix + "training_jobs_in_run",
+            in_run / sum(job_walls),
+            "Σ runs' wall_s / Σ training and tuning job walls: what start-up leaves",
+        )
     for rule, walls in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
         report.add(f"{prefix}rule_s:{rule}", sum(walls), f"{len(walls)} job(s)")
     return {
