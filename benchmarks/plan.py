@@ -65,26 +65,43 @@ def job_stats(output: str) -> dict[str, int]:
     return stats
 
 
+def dry_run_times(workflow: Path, scale: str, repeats: int) -> tuple[list[float], dict]:
+    argv = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--config", f"scale={scale}"]
+    times, stats = [], {}
+    for _ in range(repeats):
+        elapsed, stdout = time_command(argv, workflow)
+        times.append(elapsed)
+        stats = job_stats(stdout)
+    return times, stats
+
+
+def planned_runs(workflow: Path, scale: str) -> int:
+    """Training and tuning runs of the workflow's ablations (jobs may hold several runs each)."""
+    from study.planning.ablation import plan
+
+    planned = plan(workflow / "conf" / "ablation", scale)
+    return len(planned.runs) + len(planned.tuning)
+
+
 def plan_time(report: Report, n_runs: int, repeats: int, keep_ablations: bool, scale: str):
+    """``snakemake -n`` of the study as it is (when its ablations are kept) and with a generated
+    grid added: the planning time of a study that grows."""
     tmp = Path(tempfile.mkdtemp(prefix="study-bench-plan-"))
     try:
         copy_workflow(tmp, keep_ablations)
+        study_times = dry_run_times(tmp, scale, repeats)[0] if keep_ablations else []
         text, grid_runs = grid_ablation(n_runs)
         (tmp / "conf" / "ablation" / "bench_grid.yaml").write_text(text)
-        argv = [sys.executable, "-m", "snakemake", "-n", "--cores", "2"]
-        argv += ["--config", f"scale={scale}"]
-        times, stats = [], {}
-        for _ in range(repeats):
-            elapsed, stdout = time_command(argv, tmp)
-            times.append(elapsed)
-            stats = job_stats(stdout)
+        times, stats = dry_run_times(tmp, scale, repeats)
+        runs = planned_runs(tmp, scale)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    runs = stats.get("train", 0) + stats.get("tune", 0)
     report.section(
         f"planning: snakemake -n --cores 2 on a copy of the workflow with a generated grid "
         f"({'plus' if keep_ablations else 'without'} the study's ablations), median of {repeats}"
     )
+    if study_times:
+        report.add("dry_run_s", median(study_times), f"snakemake -n of the {scale} study alone")
     report.add("plan_grid_runs", grid_runs, "runs of the generated ablation")
     report.add("plan_runs", runs, "training and tuning runs planned")
     report.add("plan_jobs", stats.get("total", 0), "jobs planned in all")

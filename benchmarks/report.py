@@ -9,10 +9,12 @@ import subprocess
 
 TARGETS = {
     "ratio_a_b": (">=", 3.5),
-    "ratio_a_c": (">=", 0.9),
+    "ratio_a_c": (">=", 0.95),
     "startup_ratio": ("<=", 1.3),
     "efficiency": (">=", 0.85),
-    "plan_s": ("<", 10.0),
+    "plan_s": ("<=", 8.0),
+    "dry_run_s": ("<=", 5.0),
+    "eval_share:all": ("<=", 0.10),
 }
 
 

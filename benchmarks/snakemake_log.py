@@ -16,6 +16,7 @@ OUTPUT_LINE = re.compile(r"^\s+output: (.*)$")
 # Snakemake 9 writes "Finished jobid: 4 (Rule: train)"; 7 and 8 wrote "Finished job 4.".
 FINISHED_LINE = re.compile(r"^Finished job(?:id:)? (\d+)\b")
 CORES_LINE = re.compile(r"^Provided cores: (\d+)")
+FLAG = re.compile(r"\s+\(\w+\)$")
 WORKDIR_LINE = re.compile(r"^\s*Working directory: (.+?)\s*$")
 
 
@@ -68,7 +69,9 @@ def parse_snakemake_log(path: Path) -> SnakemakeLog:
         elif (m := RULE_LINE.match(line)) and stamp is not None:
             pending = Job(jobid=-1, rule=m.group(1), start=stamp)
         elif pending is not None and (m := OUTPUT_LINE.match(line)):
-            pending.outputs = [o.strip() for o in m.group(1).split(",") if o.strip()]
+            # A flagged output is printed with its flag: "<path> (update)".
+            outputs = (FLAG.sub("", o.strip()) for o in m.group(1).split(","))
+            pending.outputs = [o for o in outputs if o]
         elif pending is not None and (m := JOBID_LINE.match(line)):
             pending.jobid = int(m.group(1))
             jobs[pending.jobid] = pending
@@ -83,13 +86,11 @@ def parse_snakemake_log(path: Path) -> SnakemakeLog:
     return SnakemakeLog(path, first, last, cores, workdir, list(jobs.values()))
 
 
-def job_metrics(log: SnakemakeLog, job: Job, scale_dir: Path) -> Path | None:
-    """The metrics.json a job wrote under ``scale_dir``, if it wrote one."""
-    for out in job.outputs:
-        path = (log.workdir / out).resolve()
-        if path.name == "metrics.json" and path.is_relative_to(scale_dir):
-            return path
-    return None
+def job_metrics(log: SnakemakeLog, job: Job, scale_dir: Path) -> list[Path]:
+    """The metrics.json files a job wrote under ``scale_dir``: one per run it trained (a job
+    trains several with runs_per_job > 1), none for other rules."""
+    paths = [(log.workdir / out).resolve() for out in job.outputs]
+    return [p for p in paths if p.name == "metrics.json" and p.is_relative_to(scale_dir)]
 
 
 def jobs_under(log: SnakemakeLog, scale_dir: Path) -> list[Job]:

@@ -4,6 +4,7 @@ metrics its runs write, and disposable copies of its workflow."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -52,9 +53,18 @@ def read_metrics(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def time_command(argv: list[str], cwd: Path) -> tuple[float, str]:
+def checkout_env() -> dict[str, str]:
+    """The environment of a command run in a copy of the workflow: it imports this checkout's
+    study package, whatever is installed."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
+
+
+def time_command(argv: list[str], cwd: Path, timeout: float = 300) -> tuple[float, str]:
     t0 = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=checkout_env()
+    )
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(

@@ -1,5 +1,6 @@
 # Planning: read and validate every ablation file, expand it into runs. Runs at `snakemake -n`,
 # so a malformed ablation stops the study before anything trains.
+import re
 import shlex
 import sys
 
@@ -8,6 +9,7 @@ from snakemake.utils import validate
 
 from study.config import compose
 from study.errors import ConfigError
+from study.figure_catalog import check_figure_names
 from study.figure_catalog import figure_names as ablation_figures
 from study.paths import ScaleDir, report_dir
 from study.planning.ablation import AblationError, plan
@@ -33,12 +35,11 @@ try:
 except AblationError as err:
     sys.exit(f"error: {err}")
 
-# Every figure an ablation asks for must be one it can have: refused here, before anything runs.
-from study.figures import check_figures
-
+# Every figure an ablation asks for must be one it can have: refused here, before anything runs
+# (from the figure catalog, which needs no plotting library).
 try:
     for _ablation in PLAN.ablations.values():
-        check_figures(_ablation)
+        check_figure_names(_ablation)
 except ConfigError as err:
     sys.exit(f"error: {err}")
 
@@ -138,3 +139,83 @@ def table_files():
     return [str(S.table(name)) for name in names] + [
         str(S.table(name, ext)) for name, ext in per_ablation
     ]
+
+
+# Batches of runs per job (runs_per_job in conf/workflow.yaml); see rules/train.smk.
+RUNS_PER_JOB = int(config.get("runs_per_job", 1))
+RUN_FILES = ("metrics.json", "history.csv", "model.pt", "config.yaml")
+
+
+def batched(jobs, member, size):
+    """{members tuple: ["<ablation>/<variant>", ...]}: each variant's jobs in plan order, cut
+    into batches of ``size``."""
+    by_variant = {}
+    for job in jobs:
+        by_variant.setdefault(f"{job.ablation}/{job.variant}", []).append(str(member(job)))
+    groups = {}
+    for pair, items in by_variant.items():
+        for i in range(0, len(items), size):
+            groups.setdefault(tuple(items[i : i + size]), []).append(pair)
+    return groups
+
+
+TRAIN_BATCHES = batched(PLAN.runs, lambda r: r.seed, RUNS_PER_JOB)
+# A tuning run is a level (the searched value) at a tuning seed: "<level>@<seed>".
+TUNING_BATCHES = batched(PLAN.tuning, lambda t: f"{t.level}@{t.seed}", RUNS_PER_JOB)
+
+
+def level_seed(member):
+    level, seed = member.split("@")
+    return level, seed
+
+
+def batch_rules(kind, groups):
+    """(rule name, members, variants) per group; the largest group's rule is named ``kind``."""
+    ordered = sorted(groups.items(), key=lambda g: -len(g[1]))
+    return [(kind if i == 0 else f"{kind}_{i}", m, p) for i, (m, p) in enumerate(ordered)]
+
+
+def pair_pattern(pairs):
+    return "|".join(re.escape(p) for p in pairs)
+
+
+def pair_path(path_of, name, member):
+    """A run file's pattern with one {pair} wildcard for "<ablation>/<variant>"."""
+    return path_of(name, "{ablation}", "{variant}", member).replace("{ablation}/{variant}", "{pair}")
+
+
+def tuning_pair_path(name, member):
+    """A tuning run file's pattern with the {pair} wildcard, for a "<level>@<seed>" member."""
+    return tuning_path(name, "{ablation}", "{variant}", *level_seed(member)).replace(
+        "{ablation}/{variant}", "{pair}"
+    )
+
+
+def split_pair(wildcards):
+    return wildcards.pair.split("/", 1)
+
+
+def batch_run(wildcards):
+    """The batch's first run: the batch shares its overrides, dataset and device."""
+    ablation, variant = split_pair(wildcards)
+    return next(r for r in PLAN.runs if r.ablation == ablation and r.variant == variant)
+
+
+def batch_tuning_run(wildcards):
+    ablation, variant = split_pair(wildcards)
+    return next(t for t in PLAN.tuning if t.ablation == ablation and t.variant == variant)
+
+
+def tuned_lr(input):
+    return [f"train.lr_from={input.selection[0]}"] if input.selection else []
+
+
+def where(job):
+    """The run's place in the study, shared by the batch."""
+    return [f"run.ablation={job.ablation}", f"run.variant={job.variant}",
+            f"run.cache={S.data_cache(job.dataset)}"]  # fmt: skip
+
+
+def members(overrides):
+    """Each run's own overrides after a ``--`` (python -m study.train's batch form)."""
+    return " ".join(f"-- {o}" for o in overrides)

@@ -6,7 +6,11 @@ checks the names (and whether an ablation can have a figure) when the study is p
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
+
+from study.errors import ConfigError
 
 PNG_DPI = 150
 """Resolution of the PNGs: sharp on dense screens; the report shows them at 100 CSS px per inch."""
@@ -18,3 +22,75 @@ DEFAULT_FIGURES = ("learning_curves", "test_accuracy", "forest")
 def figure_names(ablation: Any) -> list[str]:
     """The figures of an ablation: the defaults, then its ``figures:`` list, each once."""
     return list(dict.fromkeys([*DEFAULT_FIGURES, *(getattr(ablation, "figures", None) or [])]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Which figures exist and what an ablation needs to have each, without importing the plotting
+# libraries: planning checks every ablation's figures, and importing matplotlib and seaborn to do
+# so cost 1.3 s of every `snakemake -n`. study.figures registers the same names with the same
+# requirements beside the drawing code; tests/test_figure_catalog.py holds the two in agreement.
+# ---------------------------------------------------------------------------------------------
+
+_GRID_PART = re.compile(r"_(?=[a-z0-9.]+-)")
+
+
+def _grid_keys(ablation: Any) -> list[str]:
+    """The ablation's grid keys, or the keys its variant names spell (``optim-adam_lr-0.1``)."""
+    grid = dict(getattr(ablation, "grid", None) or {})
+    if grid:
+        return list(grid)
+    keys: list[str] = []
+    for variant in getattr(ablation, "variants", None) or []:
+        for part in _GRID_PART.split(variant):
+            key, sep, _ = part.partition("-")
+            if sep and key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _two_grid_axes(ablation: Any) -> str | None:
+    keys = _grid_keys(ablation)
+    return None if len(keys) == 2 else f"needs a grid over exactly two keys, got {keys or 'none'}"
+
+
+def _evaluated_under_shift(ablation: Any) -> str | None:
+    return None if getattr(ablation, "shift", False) else "its file does not set shift: true"
+
+
+def _tuned(ablation: Any) -> str | None:
+    return None if getattr(ablation, "tune", None) else "its file has no tune block"
+
+
+FIGURE_REQUIREMENTS: dict[str, Callable[[Any], str | None] | None] = {
+    "learning_curves": None,
+    "lr_schedules": None,
+    "train_loss_curves": None,
+    "test_accuracy": None,
+    "test_loss": None,
+    "generalization_gap": None,
+    "grid_heatmap": _two_grid_axes,
+    "epochs_to_target": None,
+    "weight_histogram": None,
+    "lr_sensitivity": _tuned,
+    "shift_severity": _evaluated_under_shift,
+    "drift": _evaluated_under_shift,
+    "forest": None,
+}
+"""Every figure study.figures can draw, with what an ablation must have for it (None: nothing)."""
+
+
+def check_figure_names(ablation: Any) -> list[str]:
+    """The figures of ``ablation``, each one it can have; else ConfigError, one line."""
+    where = f"{getattr(ablation, 'path', None) or ablation.name}"
+    names = figure_names(ablation)
+    for name in names:
+        if name not in FIGURE_REQUIREMENTS:
+            known = ", ".join(FIGURE_REQUIREMENTS)
+            raise ConfigError(f"{where}: figures: unknown figure {name!r}; known: {known}")
+        requires = FIGURE_REQUIREMENTS[name]
+        why = requires(ablation) if requires else None
+        if why:
+            raise ConfigError(
+                f"{where}: figures: {name} {why}; remove it from figures or fix the file"
+            )
+    return names

@@ -1,4 +1,6 @@
-"""One training run: ``python -m study.train run.out=<folder> seed=<k> [overrides...]``.
+"""Training runs: ``python -m study.train run.out=<folder> seed=<k> [overrides...]`` for one;
+``python -m study.train [shared overrides] -- <run 1's overrides> -- <run 2's> ...`` for several
+in one process (each run's overrides after the shared ones; see study.training.batch).
 
 The command line of :func:`study.training.run.train_run`: Hydra composes the config, the run logs
 to ``run.out/train.log``, and a bad config or missing data ends the job with one ``error:`` line.
@@ -52,7 +54,32 @@ def run(cfg: DictConfig) -> int:
     return 0
 
 
+def run_batch(shared: list[str], members) -> int:
+    """The runs one after another; every run is attempted, the job fails if any did."""
+    from study.training import batch
+
+    failed = 0
+    for member in members:
+        try:
+            cfg = batch.member_config(shared, member)
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        if cfg.run.out and batch.is_complete(cfg):
+            print(f"{cfg.run.out}: finished earlier, skipped", file=sys.stderr)
+            continue
+        batch.reset_process_state(cfg.threads)
+        failed += run(cfg) != 0
+    return 1 if failed else 0
+
+
 def main() -> None:
+    if "--" in sys.argv[1:]:
+        from study.training.batch import split_members
+
+        shared, members = split_members(sys.argv[1:])
+        sys.exit(run_batch(shared, members))
     import hydra
 
     # Hydra's own logging files and output folders are switched off: the run writes only run.out.

@@ -14,7 +14,7 @@ from study.config import compose
 from study.training.batches import non_iid_order
 from study.training.checkpoint import BestEpoch
 from study.training.results import HISTORY_COLUMNS
-from study.training.run import train_run
+from study.training.run import build, train_run
 
 TINY = [
     "data.n_train=256",
@@ -67,12 +67,29 @@ def test_same_config_and_seed_give_identical_numbers(tmp_path, fashion_cache):
     assert c["test_loss"] != a["test_loss"]
 
 
-def test_divergence_is_a_result_not_a_crash(tmp_path, fashion_cache):
+def test_a_diverged_run_is_a_failed_run_reporting_the_model_at_divergence(tmp_path, fashion_cache):
     metrics, out = run(tmp_path, fashion_cache, "optim=sgd", "optim.lr=10000")
-    assert metrics["status"] == "diverged"
+    assert metrics["status"] == "diverged" and metrics["weights"] == "diverged"
     assert metrics["diverged_step"] is not None and metrics["diverged_step"] < 8
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert on_disk["status"] == "diverged" and on_disk["test_acc"] is None
+    assert on_disk["status"] == "diverged" and on_disk["weights"] == "diverged"
+    # The diverged model's own scores: chance-level accuracy (10 classes), no finite loss.
+    assert on_disk["test_acc"] is not None and on_disk["test_acc"] < 0.3
+    assert on_disk["test_loss"] is None and on_disk["val_loss"] is None
+    # model.pt holds the weights that were scored: scoring them again gives the same accuracy.
+    cfg = compose([*TINY, "optim=sgd", "optim.lr=10000", f"run.out={out}"])
+    parts = build(cfg, torch.device("cpu"))
+    parts.model.load_state_dict(torch.load(out / "model.pt", weights_only=True))
+    assert evaluation_module.score(parts, "test")[1] == on_disk["test_acc"]
+
+
+def test_a_finished_run_reports_its_final_weights_and_tests_only_them(tmp_path, fashion_cache):
+    metrics, out = run(tmp_path, fashion_cache)
+    assert metrics["weights"] == "final"
+    rows = [line.split(",") for line in (out / "history.csv").read_text().splitlines()[1:]]
+    test_acc = [row[HISTORY_COLUMNS.index("test_acc")] for row in rows]
+    assert test_acc[:-1] == ["", ""]  # not measured in the epochs the run does not report
+    assert float(test_acc[-1]) == pytest.approx(metrics["test_acc"], rel=1e-5)
 
 
 def test_best_epoch_stops_after_patience_on_a_scripted_validation_curve():
@@ -141,7 +158,7 @@ def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_numbers(
 
     def preempted(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 7:  # the first evaluation of epoch 3
+        if len(calls) == 3:  # the validation of epoch 3 (one evaluation per epoch)
             raise KeyboardInterrupt("preempted")
         return real_evaluate(*args, **kwargs)
 

@@ -11,11 +11,10 @@ import torch
 from omegaconf import OmegaConf
 
 from study.errors import ConfigError
-from study.training import loop
+from study.training import loop, results
 from study.training.batches import non_iid_order
 from study.training.checkpoint import BestEpoch
 from study.training.parts import Progress
-from study.training.results import select_final_epoch
 from study.training.run import batch_order_fn, count_steps
 
 CPU = torch.device("cpu")
@@ -67,7 +66,9 @@ def scripted_epoch(monkeypatch, losses, step=20):
     scripted = iter(losses)
     monkeypatch.setattr(loop, "training_batch", lambda parts, idx: (idx, idx))
     monkeypatch.setattr(loop, "set_learning_rate", lambda parts, step: 0.1)
-    monkeypatch.setattr(loop, "train_step", lambda parts, xb, yb: torch.tensor(next(scripted)))
+    monkeypatch.setattr(
+        loop, "train_step", lambda parts, xb, yb: (torch.tensor(next(scripted)), torch.tensor(3))
+    )  # every batch: 3 of its 4 images right
     parts = SimpleNamespace(
         model=torch.nn.Linear(1, 1), generator=None, device=CPU, diverge_at=5.0,
         batch_order=lambda generator: torch.arange(4 * len(losses)),
@@ -85,9 +86,13 @@ def test_an_epoch_stops_at_its_first_divergent_step(monkeypatch):
     assert progress.lr == 0.1
 
 
-def test_an_epoch_below_the_limit_runs_all_its_steps(monkeypatch):
-    diverged, progress = scripted_epoch(monkeypatch, [2.0, 1.5, 1.2, 1.0], step=0)
-    assert diverged is None and progress.step == 4
+def test_an_epoch_below_the_limit_runs_all_its_steps_and_averages_its_training_scores(
+    monkeypatch,
+):
+    scores, progress = scripted_epoch(monkeypatch, [2.0, 1.5, 1.2, 1.0], step=0)
+    assert progress.step == 4
+    assert scores["train_loss"] == pytest.approx(1.425)  # the mean of the steps' losses
+    assert scores["train_acc"] == 0.75  # 12 of the epoch's 16 images
 
 
 def test_progress_resumes_after_the_checkpointed_epoch():
@@ -100,19 +105,66 @@ def test_progress_resumes_after_the_checkpointed_epoch():
     assert resumed.best.epoch == 2 and resumed.best.val_loss == 0.5
 
 
-def test_a_diverged_run_reports_its_last_epoch_and_keeps_its_weights():
+def reporting(monkeypatch, model, best, history, **progress):
+    """The final scores of a run whose model is ``model``; the scores say which weight the
+    model had when it was scored."""
+
+    def scored(parts, names=("train", "val", "test")):
+        w = float(parts.model.weight.detach())
+        return {**{f"{n}_{m}": w for n in names for m in ("loss", "acc")}, "eval_seconds": 0.5}
+
+    monkeypatch.setattr(results.evaluation, "evaluate_splits", scored)
+    run = Progress(best=best, history=[dict(row) for row in history], **progress)
+    return results.final_scores(SimpleNamespace(model=model), run), run
+
+
+def test_a_diverged_run_reports_the_model_at_divergence_never_an_earlier_best(monkeypatch):
     model = torch.nn.Linear(1, 1)
     best = BestEpoch(early_stopping=True, patience=3)
     with torch.no_grad():
         model.weight.fill_(1.0)
     best.update(1, 0.4, model)  # epoch 1's weights are kept as the best
     with torch.no_grad():
+        model.weight.fill_(2.0)  # the weights at divergence (in epoch 3)
+    history = [
+        {"epoch": 1, "step": 10, "val_loss": 0.4, "val_acc": 0.9},
+        {"epoch": 2, "step": 20, "val_loss": 0.6, "val_acc": 0.8},
+    ]
+    final, run = reporting(monkeypatch, model, best, history, status="diverged", diverged_step=23)
+    assert final["test_acc"] == 2.0 and final["weights"] == "diverged"
+    assert float(model.weight.detach()) == 2.0  # model.pt gets the diverged weights
+    assert "test_acc" not in run.history[1]  # no epoch row is the diverged model's
+    assert run.eval_s == 0.5
+
+
+def test_early_stopping_reports_the_restored_best_epoch_and_tests_only_it(monkeypatch):
+    model = torch.nn.Linear(1, 1)
+    best = BestEpoch(early_stopping=True, patience=3)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    best.update(1, 0.4, model)
+    with torch.no_grad():
         model.weight.fill_(2.0)
-    history = [{"epoch": 1, "val_loss": 0.4}, {"epoch": 2, "val_loss": 0.6}]
-    parts = SimpleNamespace(model=model)
-    diverged = Progress(best=best, history=history, status="diverged")
-    assert select_final_epoch(parts, diverged)["epoch"] == 2
-    assert float(model.weight.detach()) == 2.0
-    finished = Progress(best=best, history=history)
-    assert select_final_epoch(parts, finished)["epoch"] == 1  # early stopping: the best epoch
-    assert float(model.weight.detach()) == 1.0
+    history = [
+        {"epoch": 1, "step": 10, "val_loss": 0.4, "val_acc": 0.9},
+        {"epoch": 2, "step": 20, "val_loss": 0.6, "val_acc": 0.8},
+    ]
+    final, run = reporting(monkeypatch, model, best, history)
+    assert final["test_acc"] == 1.0 and final["weights"] == "final"
+    assert final["val_loss"] == 0.4  # the epoch row's: the same weights were scored then
+    assert float(model.weight.detach()) == 1.0  # restored
+    assert run.history[0]["test_acc"] == 1.0 and "test_acc" not in run.history[1]
+
+
+def test_without_early_stopping_the_last_epoch_is_reported(monkeypatch):
+    model = torch.nn.Linear(1, 1)
+    best = BestEpoch(early_stopping=False, patience=3)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    best.update(1, 0.4, model)
+    history = [
+        {"epoch": 1, "step": 10, "val_loss": 0.4, "val_acc": 0.9},
+        {"epoch": 2, "step": 20, "val_loss": 0.6, "val_acc": 0.8},
+    ]
+    final, run = reporting(monkeypatch, model, best, history)
+    assert final["test_acc"] == 3.0 and run.history[1]["test_acc"] == 3.0

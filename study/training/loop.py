@@ -68,8 +68,11 @@ def switch_optimizer_mode(parts: RunParts, training: bool) -> None:
         switch(parts.optimizer)
 
 
-def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    """One optimizer step on one batch; returns the batch's cross-entropy (without penalty)."""
+def train_step(
+    parts: RunParts, xb: torch.Tensor, yb: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch; returns the batch's cross-entropy (without penalty) and
+    its number of correct predictions, both as tensors on the device (no host sync)."""
     model, optimizer, l1, l2 = parts.model, parts.optimizer, parts.l1, parts.l2
 
     def closure():
@@ -80,6 +83,7 @@ def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor) -> torch.Ten
         objective = loss + penalty(model, l1, l2) if l1 > 0 or l2 > 0 else loss
         objective.backward()
         closure.loss = loss.detach()
+        closure.correct = (logits.detach().argmax(1) == yb).sum()
         return objective
 
     if parts.needs_closure:
@@ -87,52 +91,67 @@ def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor) -> torch.Ten
     else:
         closure()
         optimizer.step()
-    return closure.loss
+    return closure.loss, closure.correct
 
 
-def train_epoch(parts: RunParts, progress: Progress) -> tuple[int, float] | None:
-    """One epoch of steps; on divergence, stops and returns (run step, loss) of the first bad
-    step (a loss not finite or above ``diverge_at``), else None."""
+def train_epoch(parts: RunParts, progress: Progress) -> tuple[int, float] | dict:
+    """One epoch of steps. On divergence, stops and returns (run step, loss) of the first bad
+    step (a loss not finite or above ``diverge_at``); else the epoch's training loss and accuracy
+    as running averages over its steps (free: the steps computed them; train mode, so with
+    dropout and augmentation, as in the training objective)."""
     parts.model.train()
     switch_optimizer_mode(parts, training=True)
     order = parts.batch_order(parts.generator)
     steps, batch_size = parts.steps_per_epoch, parts.batch_size
     losses = torch.empty(steps, device=parts.device)
+    correct = torch.zeros((), dtype=torch.long, device=parts.device)
     checked, first_step = 0, progress.step
+    on_cpu = parts.device.type == "cpu"
     for i in range(steps):
         xb, yb = training_batch(parts, order[i * batch_size : (i + 1) * batch_size])
         progress.lr = set_learning_rate(parts, progress.step)
-        losses[i] = train_step(parts, xb, yb)
+        loss, batch_correct = train_step(parts, xb, yb)
+        losses[i] = loss
+        correct += batch_correct
         progress.step += 1
+        if on_cpu:
+            # One float comparison instead of five tensor ops: NaN fails ``<=`` as it must.
+            value = float(loss)
+            if not value <= parts.diverge_at:
+                return progress.step - 1, value
+            continue
         if check_due(parts.device, i, steps):
             bad = first_diverged(losses[checked : i + 1], parts.diverge_at)
             if bad is not None:
                 return first_step + checked + bad, float(losses[checked + bad])
             checked = i + 1
-    return None
+    return {"train_loss": float(losses.mean()), "train_acc": int(correct) / (steps * batch_size)}
 
 
 def train_epochs(parts: RunParts, progress: Progress) -> None:
-    """Train from ``progress.start_epoch`` until the last epoch, divergence or early stop."""
+    """Train from ``progress.start_epoch`` until the last epoch, divergence or early stop.
+
+    Each epoch is scored on the validation split only; the test split is scored once, for the
+    model the run reports (study.training.results.finish)."""
     for epoch in range(progress.start_epoch, parts.epochs + 1):
         t0 = time.perf_counter()
-        diverged = train_epoch(parts, progress)
+        outcome = train_epoch(parts, progress)
         epoch_s = time.perf_counter() - t0
         progress.train_s += epoch_s
-        if diverged:
-            progress.status, progress.diverged_step = "diverged", diverged[0]
-            log.warning("diverged at step %d (epoch %d): loss %s", diverged[0], epoch, diverged[1])
+        if isinstance(outcome, tuple):
+            progress.status, progress.diverged_step = "diverged", outcome[0]
+            log.warning("diverged at step %d (epoch %d): loss %s", outcome[0], epoch, outcome[1])
             return
-        row = {"epoch": epoch, "step": progress.step, "lr": progress.lr}
+        row = {"epoch": epoch, "step": progress.step, "lr": progress.lr, **outcome}
         switch_optimizer_mode(parts, training=False)
-        row |= evaluation.evaluate_splits(parts)
-        row["seconds"] = epoch_s
+        row |= evaluation.evaluate_splits(parts, ("val",))
+        row |= {"test_loss": math.nan, "test_acc": math.nan, "seconds": epoch_s}
         progress.eval_s += row["eval_seconds"]
         progress.history.append(row)
         log.info(
-            "epoch %d/%d  train %.4f/%.3f  val %.4f/%.3f  test %.4f/%.3f  %.1fs (+%.1fs eval)",
+            "epoch %d/%d  train %.4f/%.3f  val %.4f/%.3f  %.1fs (+%.1fs eval)",
             epoch, parts.epochs, row["train_loss"], row["train_acc"], row["val_loss"],
-            row["val_acc"], row["test_loss"], row["test_acc"], epoch_s, row["eval_seconds"],
+            row["val_acc"], epoch_s, row["eval_seconds"],
         )  # fmt: skip
         if not math.isfinite(row["val_loss"]):
             progress.status, progress.diverged_step = "diverged", progress.step

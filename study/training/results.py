@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from study.contracts import HISTORY_COLUMNS
 from study.outputs import atomic_path, write_text
 from study.provenance import git_state, hardware, package_versions
-from study.training.evaluation import weight_statistics
+from study.training import evaluation
 from study.training.parts import Progress, RunParts
 
 SCORES = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -39,20 +39,40 @@ def write_history(path: Path, rows: list[dict]) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
-def select_final_epoch(parts: RunParts, progress: Progress) -> dict:
-    """The history row the run reports. With early stopping the model returned is the best
-    validation epoch's (its weights are restored); otherwise the last epoch's."""
+def final_scores(parts: RunParts, progress: Progress) -> dict:
+    """Scores of the model the run reports, measured once, after training.
+
+    - A diverged run is a failed run: it reports the model at divergence (accuracy near chance,
+      a non-finite loss written as null), never an earlier epoch's, and model.pt holds those
+      weights (``weights: diverged``).
+    - With early stopping the best validation epoch's weights are restored and reported.
+    - Otherwise the last epoch's model.
+
+    The reported epoch's history row gets the test scores; every other row leaves them empty.
+    """
     best, history = progress.best, progress.history
-    if progress.status != "diverged" and best.restore(parts.model):
-        return history[best.epoch - 1]
-    return history[-1] if history else {}
+    diverged = progress.status == "diverged"
+    restored = not diverged and best.restore(parts.model)
+    row = history[best.epoch - 1] if restored else (history[-1] if history else None)
+    if row is not None and diverged and progress.diverged_step != row["step"]:
+        row = None  # the model diverged after the last epoch row: no row is its
+    # The reported epoch's validation scores are in its row: the same weights, the same numbers.
+    final = evaluation.evaluate_splits(
+        parts, ("train", "test") if row else ("train", "val", "test")
+    )
+    progress.eval_s += final.pop("eval_seconds")
+    if row is not None:
+        final |= {"val_loss": row["val_loss"], "val_acc": row["val_acc"]}
+        row["test_loss"], row["test_acc"] = final["test_loss"], final["test_acc"]
+    final["weights"] = "diverged" if diverged else "final"
+    return final
 
 
 def assemble_metrics(parts: RunParts, progress: Progress, final: dict, wall_s: float) -> dict:
     """metrics.json's content: scores, outcome, timings, sizes, config and provenance."""
     cfg, best, nan = parts.cfg, progress.best, math.nan
     epochs_run, train_s = len(progress.history), progress.train_s
-    sparsity, norm = weight_statistics(parts.model)
+    sparsity, norm = evaluation.weight_statistics(parts.model)
     best_row = progress.history[best.epoch - 1] if best.epoch else {}
     steps_this_job = progress.step - (progress.start_epoch - 1) * parts.steps_per_epoch
     metrics = {
@@ -69,6 +89,7 @@ def assemble_metrics(parts: RunParts, progress: Progress, final: dict, wall_s: f
         "best_val_acc": best_row.get("val_acc", nan),
         "epochs_run": epochs_run,
         "diverged_step": progress.diverged_step,
+        "weights": final.get("weights", "final"),
         "wall_s": wall_s,
         "train_s": train_s,
         "eval_s": progress.eval_s,

@@ -28,13 +28,14 @@ from study.training.batches import iid_order, non_iid_order
 from study.training.checkpoint import BestEpoch, Checkpoint
 from study.training.loop import train_epochs
 from study.training.parts import Progress, RunParts
-from study.training.results import assemble_metrics, select_final_epoch, write_run
+from study.training.results import assemble_metrics, final_scores, write_run
 
 log = logging.getLogger("study.train")
 
 
 def train_run(cfg: DictConfig) -> dict:
-    """Train, evaluate every epoch, write the run folder; returns the metrics."""
+    """Train (validation every epoch), score the reported model, write the run folder; returns
+    the metrics."""
     wall_start = time.perf_counter()
     device = setup(cfg)
     parts = build(cfg, device)
@@ -46,7 +47,7 @@ def train_run(cfg: DictConfig) -> dict:
         cfg.optim.name, parts.base_lr,
     )  # fmt: skip
     train_epochs(parts, progress)
-    final = select_final_epoch(parts, progress)
+    final = final_scores(parts, progress)
     metrics = assemble_metrics(parts, progress, final, time.perf_counter() - wall_start)
     write_run(parts, progress.history, metrics)
     parts.checkpoint.remove()

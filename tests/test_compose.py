@@ -1,0 +1,28 @@
+"""Planning composes configs from the files directly; it must give Hydra's config exactly."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from study.config import CONF_DIR, GROUPS, _file_compose, _hydra_compose, options_of
+
+CHOICES = [
+    (f"{group}={option}", f"scale={scale}")
+    for group in GROUPS
+    if group != "scale"
+    for option in options_of(group)
+    for scale in ("smoke", "default")
+] + [("optim=lbfgs", "schedule=step", "model=resnet", "scale=smoke"), ()]
+
+
+@pytest.mark.parametrize("choices", CHOICES, ids=" ".join)
+def test_composing_from_the_files_gives_hydras_config(choices):
+    fast, hydra = _file_compose(choices, CONF_DIR), _hydra_compose(choices, CONF_DIR)
+    assert repr(fast) == repr(hydra)  # values and their types, in Hydra's key order
+    assert OmegaConf.is_struct(fast) and OmegaConf.is_struct(hydra)
+
+
+def test_a_file_with_its_own_defaults_list_is_left_to_hydra():
+    # The full scale swaps the model group (defaults: override /model): Hydra composes it.
+    assert _file_compose(("scale=full",), CONF_DIR) is None
