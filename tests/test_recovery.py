@@ -129,7 +129,7 @@ def test_killed_study_recovers_and_matches_an_uninterrupted_one(tmp_path, tmp_pa
     assert len(finished_runs(study)) == N_RUNS
     for run in run_folders(study):
         assert_complete_or_not_finished(run)
-    assert (study / "paper/report.html").is_file()
+    assert (study / "results/smoke/paper/report.html").is_file()
     assert_same_runs(comparable_runs(study), comparable_runs(reference.path))
 
 

@@ -124,6 +124,7 @@ def test_method_lists_each_ablations_settings_from_its_runs(built):
     setup = {s["name"]: s["setup"] for s in built["context"]["sections"]}
     facts = {f["key"]: f["value"] for f in setup["optimizers"]["facts"]}
     assert facts["Learning rate"].startswith("tuned per variant")
+    assert "optim.lr over its default × " in setup["optimizers"]["tune"]
     assert facts["Training images"] == "1000"
     assert 'id="setup-ablation-regularization"' in html
 

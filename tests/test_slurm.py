@@ -88,7 +88,7 @@ def test_smoke_study_through_sbatch_gives_the_local_numbers(
     assert planned, tail(result)
     assert len(set(submitted)) >= int(planned.group(1)) - 1, tail(result)
     assert re.findall(r"^localrule (\w+):", log, re.MULTILINE) == ["all"], tail(result)
-    assert (study / "paper/report.html").is_file()
+    assert (study / "results/smoke/paper/report.html").is_file()
     assert_same_runs(comparable_runs(study), comparable_runs(local.path))
 
 

@@ -1,8 +1,9 @@
 """The whole study through Snakemake at smoke scale, in a temporary copy of the workflow.
 
 This is what a user does: drop an ablation file into conf/ablation/, run `snakemake --cores 2
---config scale=smoke`, open paper/report.html. The report must have a section, with its figures
-inline, for every ablation file, including the one the user added.
+--config scale=smoke`, open results/smoke/paper/report.html (a smoke study never writes paper/).
+The report must have a section, with its figures inline, for every ablation file, including the
+one the user added.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def smoke_study(tmp_path_factory):
 
 @pytest.mark.slow
 def test_report_has_a_section_with_inline_figures_for_every_ablation(smoke_study):
-    html = (smoke_study / "paper/report.html").read_text()
+    html = (smoke_study / "results/smoke/paper/report.html").read_text()
     ablations = load_ablations(smoke_study / "conf/ablation")
     assert "user_width" in ablations
     sections = re.split(r'<section id="', html)
@@ -56,7 +57,7 @@ def test_report_has_a_section_with_inline_figures_for_every_ablation(smoke_study
 
 @pytest.mark.slow
 def test_markdown_report_references_figures_beside_it(smoke_study):
-    paper = smoke_study / "paper"
+    paper = smoke_study / "results/smoke/paper"
     md = (paper / "report.md").read_text()
     links = re.findall(r"\]\((figures/[^)]+\.png)\)", md)
     assert links, "no figures in report.md"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -84,20 +85,41 @@ def ablation_setup(ablation: Any, runs: pd.DataFrame) -> dict[str, Any]:
         {"variant": name, "overrides": " ".join(overrides) or "(the common settings)"}
         for name, overrides in ablation.variants.items()
     ]
-    tune = ""
-    if ablation.tune:
-        factors = ", ".join(fmt(f) for f in ablation.tune["factors"])
-        tune = (
-            f"{ablation.tune['key']} tuned per variant: each default multiplied by {factors}, "
-            f"one seed per rate, the lowest {ablation.tune['metric']} on the validation split wins."
-        )
     return {
         "common": " ".join(ablation.common),
         "facts": facts,
         "variants": variants,
-        "tune": tune,
+        "tune": _tuning_sentence(ablation.tune),
         "shift": bool(ablation.shift),
     }
+
+
+def _tuning_sentence(tune: dict | None) -> str:
+    """What was tuned, over which grid, on how many seeds and by which score."""
+    if not tune:
+        return ""
+
+    def grid(factors, values) -> str:
+        if factors:
+            return "its default × " + ", ".join(fmt(f) for f in factors)
+        return ", ".join(fmt(v) for v in values)
+
+    # A planned ablation has each variant's search resolved; a bare block has one default search.
+    searches = tune.get("searches") or {
+        "every variant": SimpleNamespace(
+            key=tune.get("key", "optim.lr"),
+            factors=tune.get("factors", ()),
+            values=tune.get("values", ()),
+        )
+    }
+    parts = [f"{v}: {s.key} over {grid(s.factors, s.values)}" for v, s in searches.items()]
+    seeds, last = int(tune.get("seeds", 1)), int(tune.get("last", 1))
+    return (
+        "Tuned on the validation split, the same budget for every variant ("
+        + "; ".join(parts)
+        + f"), {seeds} tuning seed{'s' if seeds > 1 else ''} (never a final seed) per point, "
+        f"scored by the mean {tune.get('metric', 'val_loss')} of the last {last} epochs."
+    )
 
 
 def shift_definitions(shift: pd.DataFrame | None, settings: Path = SHIFT_SETTINGS) -> dict:
