@@ -6,8 +6,10 @@ checks the names (and whether an ablation can have a figure) when the study is p
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from study.errors import ConfigError
@@ -61,22 +63,26 @@ def _tuned(ablation: Any) -> str | None:
     return None if getattr(ablation, "tune", None) else "its file has no tune block"
 
 
-FIGURE_REQUIREMENTS: dict[str, Callable[[Any], str | None] | None] = {
-    "learning_curves": None,
-    "lr_schedules": None,
-    "train_loss_curves": None,
-    "test_accuracy": None,
-    "test_loss": None,
-    "generalization_gap": None,
+FIGURE_REQUIREMENTS: dict[str, Callable[[Any], str | None]] = {
     "grid_heatmap": _two_grid_axes,
-    "epochs_to_target": None,
-    "weight_histogram": None,
     "lr_sensitivity": _tuned,
     "shift_severity": _evaluated_under_shift,
     "drift": _evaluated_under_shift,
-    "forest": None,
 }
-"""Every figure study.figures can draw, with what an ablation must have for it (None: nothing)."""
+"""The figures that need something of an ablation, and what (every other figure needs nothing)."""
+
+_FIGURE_MODULES = Path(__file__).resolve().parent / "figures"
+_REGISTERED = re.compile(r"^@figure\(\s*\"([a-z0-9_]+)\"", re.MULTILINE)
+
+
+@functools.cache
+def known_figures() -> tuple[str, ...]:
+    """Every figure name that study/figures registers with ``@figure("name", ...)``, read from the
+    source (importing it would import the plotting libraries)."""
+    names = {
+        m for path in _FIGURE_MODULES.glob("*.py") for m in _REGISTERED.findall(path.read_text())
+    }
+    return tuple(sorted(names | set(FIGURE_REQUIREMENTS)))
 
 
 def check_figure_names(ablation: Any) -> list[str]:
@@ -84,10 +90,10 @@ def check_figure_names(ablation: Any) -> list[str]:
     where = f"{getattr(ablation, 'path', None) or ablation.name}"
     names = figure_names(ablation)
     for name in names:
-        if name not in FIGURE_REQUIREMENTS:
-            known = ", ".join(FIGURE_REQUIREMENTS)
+        if name not in known_figures():
+            known = ", ".join(known_figures())
             raise ConfigError(f"{where}: figures: unknown figure {name!r}; known: {known}")
-        requires = FIGURE_REQUIREMENTS[name]
+        requires = FIGURE_REQUIREMENTS.get(name)
         why = requires(ablation) if requires else None
         if why:
             raise ConfigError(

@@ -61,13 +61,15 @@ seeds: 1
 variants:
   mirrored: [data=fashion_mnist_mirrored]
   linear: [model=linear]
+compare: [{variants: [mirrored, linear], factor: [data, model]}]
 """
 
 
 def test_the_guide_marks_an_edit_for_every_kind():
     files = {name for _, name, _ in guide_blocks()}
-    for kind in ("optimizers", "schedules", "norms", "corruptions", "models", "data"):
+    for kind in ("schedules", "norms", "corruptions", "models", "data"):
         assert f"study/components/{kind}.py" in files
+    assert "study/components/optimizers/signsgd.py" in files  # an optimizer is a module of its own
     assert {"conf/optim/signsgd.yaml", "conf/schedule/halving.yaml", "conf/claims.yaml"} <= files
     assert {"study/figures/extension.py", "study/figures/__init__.py"} <= files
 

@@ -68,8 +68,29 @@ def copy_workflow(
         spec = yaml.safe_load(path.read_text())
         spec["variants"] = {v: o for v, o in spec["variants"].items() if v in keep}
         assert spec["baseline"] in spec["variants"], f"{name}: keep the baseline variant"
+        _keep_only(spec, set(keep))
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return dest
+
+
+def _keep_only(spec: dict, keep: set[str]) -> None:
+    """Drop what names a removed variant: its tuning search and its places in ``compare``
+    (a group left with fewer than two variants goes)."""
+    searches = (spec.get("tune") or {}).get("variants")
+    if searches:
+        spec["tune"]["variants"] = {v: s for v, s in searches.items() if v in keep}
+    groups = []
+    for group in spec.get("compare") or []:
+        if isinstance(group, dict):
+            kept = [v for v in group["variants"] if v in keep]
+            if len(kept) > 1:
+                groups.append({**group, "variants": kept})
+        elif len(kept := [v for v in group if v in keep]) > 1:
+            groups.append(kept)
+    if groups:
+        spec["compare"] = groups
+    else:
+        spec.pop("compare", None)
 
 
 def snakemake(

@@ -1,9 +1,9 @@
 """Optimizers and their weight decay, one :data:`OPTIMIZERS` entry per ``conf/optim/*.yaml``.
 
 Each optimizer family is one module of this package that registers its entries where it defines
-them; :data:`FAMILIES` lists them, so adding an optimizer is its module, its name in that list and
-its YAML file. Third-party packages (``schedulefree``, ``pytorch_optimizer``) are imported inside
-their builders: a run pays their import only when it uses them.
+them; every module here but ``base`` is imported (:data:`FAMILIES`), so adding an optimizer is its
+module and its YAML file. Third-party packages (``schedulefree``, ``pytorch_optimizer``) are
+imported inside their builders: a run pays their import only when it uses them.
 
 Two ways of shrinking the weights are studied and kept apart:
 
@@ -22,6 +22,7 @@ weight matrices carry.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from study.components.optimizers.base import (
     OPTIMIZERS,
@@ -32,7 +33,7 @@ from study.components.optimizers.base import (
     validate_optim,
 )
 
-FAMILIES = ("classic", "muon", "schedule_free", "lion", "soap")
+FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"))
 """The modules of this package that register optimizers (study/components/optimizers/<name>.py)."""
 
 for _family in FAMILIES:
