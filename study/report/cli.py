@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from study import provenance
 from study.paths import TEMPLATES
 from study.report.context import COURSE_ORDER, ReportError, build_context
 from study.report.ledger import write_claims_ledger
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             for n, a in load_ablations(args.ablations).items()
             if a.scales is None or scale in a.scales
         }
+        # The tree's state before the report writes its own (tracked) files into paper/.
+        git = provenance.git_state(Path.cwd())
         write_claims_ledger(args.scale_dir, args.out)  # before the context: it shows the plot
         context = build_context(
             args.scale_dir,
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             args.claims,
             args.scale,
             order=tuple(n for n in args.order.split(",") if n),
+            git=git,
         )
         write_report(context, args.out, args.templates, pdf=not args.no_pdf)
     except ReportError as err:

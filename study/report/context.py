@@ -259,7 +259,7 @@ def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) ->
 
 
 def _provenance(
-    scale_dir: Path, runs: pd.DataFrame, ledger: pd.DataFrame, repo: str | Path | None
+    scale_dir: Path, runs: pd.DataFrame, ledger: pd.DataFrame, git: dict[str, Any]
 ) -> dict[str, Any]:
     wall = pd.to_numeric(runs.get("wall_s", pd.Series(dtype=float)), errors="coerce")
     tuning = contracts.read_csv(ScaleDir(scale_dir).table("tuning"), contracts.TUNING, True)
@@ -269,7 +269,6 @@ def _provenance(
         else pd.Series(dtype=float)
     )
     versions, hardware = _run_environments(scale_dir)
-    git = provenance.git_state(Path(repo) if repo else Path.cwd())
     commit = git["commit"] or "unknown (not a git repository, or no commit yet)"
     return {
         "commit": commit,
@@ -322,9 +321,14 @@ def build_context(
     scale: str | None = None,
     repo: str | Path | None = None,
     order: tuple[str, ...] = COURSE_ORDER,
+    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates show, as plain values (formatted strings, paths, lists)."""
+    """Everything the templates show, as plain values (formatted strings, paths, lists).
+
+    ``git`` is the tree's state (study.provenance.git_state) taken before the report wrote
+    anything: its own outputs in paper/ are tracked files and must not make it look dirty."""
     scale_dir = Path(scale_dir)
+    git = git or provenance.git_state(Path(repo) if repo else Path.cwd())
     runs_path = ScaleDir(scale_dir).table("runs")
     runs = contracts.read_csv(runs_path, contracts.RUNS, optional=True)
     if runs is None:
@@ -358,7 +362,7 @@ def build_context(
         ),
         "second_order": second_order(scale_dir),
         "second_order_figure": scaling,
-        "provenance": _provenance(scale_dir, runs, ledger, repo),
+        "provenance": _provenance(scale_dir, runs, ledger, git),
         "runs": _run_rows(runs),
         "ledger": ledger,
         "references": [{"key": k, "text": t} for k, t in REFERENCES],
