@@ -42,16 +42,19 @@ def _git(repo: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def git_state(repo: str | Path | None = None) -> dict[str, Any]:
+def git_state(repo: str | Path | None = None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}`` of ``repo`` (default: the study's).
 
+    ``exclude``: paths (relative to ``repo``) whose changes do not count, such as the folder a
+    step is writing its own tracked outputs into (Snakemake deletes a job's old outputs first).
     ``None`` means unknown (not a git checkout, or git missing); callers say so rather than guess.
     """
     repo = Path(repo) if repo is not None else STUDY_ROOT
     commit = _git(repo, "rev-parse", "HEAD")
     if not commit:
         return {"commit": None, "dirty": None}
-    status = _git(repo, "status", "--porcelain", "--untracked-files=normal")
+    spec = [".", *(f":(exclude){p}" for p in exclude)] if exclude else []
+    status = _git(repo, "status", "--porcelain", "--untracked-files=normal", "--", *spec)
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 

@@ -270,6 +270,17 @@ def test_git_commit_and_dirty_flag(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and state["dirty"] is False
     (tmp_path / "a.txt").write_text("b")
     assert git_state(tmp_path)["dirty"] is True
+    # The report's own folder does not count: Snakemake deletes its old outputs before the job.
+    subprocess.run([*git, "commit", "-q", "-am", "b"], check=True)
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "paper/report.md").write_text("r")
+    subprocess.run([*git, "add", "paper/report.md"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "report"], check=True)
+    (tmp_path / "paper/report.md").unlink()
+    assert git_state(tmp_path)["dirty"] is True
+    assert git_state(tmp_path, exclude=("paper",))["dirty"] is False
+    (tmp_path / "a.txt").write_text("c")  # a change elsewhere still counts
+    assert git_state(tmp_path, exclude=("paper",))["dirty"] is True
 
 
 def test_formatting_helpers():

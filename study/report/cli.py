@@ -39,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
             for n, a in load_ablations(args.ablations).items()
             if a.scales is None or scale in a.scales
         }
-        # The tree's state before the report writes its own (tracked) files into paper/.
-        git = provenance.git_state(Path.cwd())
+        # The tree's state apart from the report's own folder: its outputs are tracked files in
+        # paper/, which Snakemake deletes before the job and the job then writes.
+        out = Path(args.out).resolve()
+        here = Path.cwd().resolve()
+        git = provenance.git_state(
+            here, exclude=(str(out.relative_to(here)),) if out.is_relative_to(here) else ()
+        )
         write_claims_ledger(args.scale_dir, args.out)  # before the context: it shows the plot
         context = build_context(
             args.scale_dir,
