@@ -231,6 +231,8 @@ def config_hash(cfg: DictConfig) -> str:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("run", None)
     resolved.pop("hydra", None)
+    # The scale's seed policy decides which runs exist, not what any one run computes.
+    resolved.pop("plan", None)
     # A tuned run's learning rate is already in optim.lr; the selection file it came from is a
     # location, and a study moved to another results folder must keep its hashes.
     if isinstance(resolved.get("train"), dict) and resolved["train"].get("lr_from") is not None:

@@ -48,6 +48,20 @@ def test_plan_expands_variants_and_caps_seeds_by_scale(tmp_path):
     assert len(smoke.runs) == 4  # smoke runs two seeds
 
 
+def test_variants_of_a_claim_that_needs_power_get_their_own_seeds(tmp_path):
+    folder = write(tmp_path, GOOD + "seeds_by_variant: {dropout: 7}\n")
+    seeds = {}
+    for r in plan(folder, "default").runs:
+        seeds.setdefault(r.variant, []).append(r.seed)
+    assert seeds == {"none": [0, 1, 2], "dropout": list(range(7))}
+    # the scale still bounds them: smoke runs two of each, full at least five and at most 12
+    smoke = [(r.variant, r.seed) for r in plan(folder, "smoke").runs]
+    assert smoke == [("none", 0), ("none", 1), ("dropout", 0), ("dropout", 1)]
+    folder = write(tmp_path, GOOD + "seeds_by_variant: {dropout: 40}\n")
+    full = [r.variant for r in plan(folder, "full").runs]
+    assert full.count("none") == 5 and full.count("dropout") == 12
+
+
 def test_grid_is_a_cartesian_product_with_readable_names(tmp_path):
     folder = write(
         tmp_path,
@@ -240,6 +254,14 @@ BAD = {
     "tune factors not positive": (
         GOOD + "tune: {key: optim.lr, factors: [0, 1], metric: val_loss}\n",
         "tune.factors",
+    ),
+    "seeds of an unknown variant": (
+        GOOD + "seeds_by_variant: {droput: 5}\n",
+        "seeds_by_variant names ['droput'], which are not variants",
+    ),
+    "seeds of a variant not a count": (
+        GOOD + "seeds_by_variant: {dropout: many}\n",
+        "seeds_by_variant",
     ),
     "override of hydra itself": (
         GOOD.replace("model.dropout=0.5", "hydra.run.dir=/tmp"),

@@ -121,13 +121,23 @@ def test_near_zero_variance_is_never_supported():
     assert row.effect == 0 and row.verdict != "supported"
 
 
-def test_the_ledger_applies_holm_over_all_its_claims():
+def test_the_ledger_adjusts_p_over_all_its_claims_by_benjamini_hochberg():
     alone = one(DROPOUT, tables(REG))
     assert alone.verdict == "supported"
-    three = [{"id": f"c{i}", "claim": "Dropout helps.", **DECLARED, **DROPOUT} for i in range(3)]
+    dropout = {"id": "dropout", "claim": "Dropout helps.", **DECLARED, **DROPOUT}
+    # Three claims with the same p: the false-discovery rate adjusts none of them (Holm would
+    # have tripled each, to 0.059, and called them inconclusive).
+    three = [{**dropout, "id": f"c{i}"} for i in range(3)]
     ledger = evaluate(three, tables(REG))
-    assert ledger.p_adjusted.tolist() == pytest.approx([3 * alone.p] * 3)
-    assert set(ledger.verdict) == {"inconclusive"}  # 3 x 0.0198 > 0.05
+    assert ledger.p_adjusted.tolist() == pytest.approx([alone.p] * 3)
+    assert set(ledger.verdict) == {"supported"}
+    # Next to two claims far from significance (l2, p = 2/3), dropout's p is multiplied by the
+    # number of claims over its rank: 3 x 0.0198 = 0.059 > 0.05, so it is no longer supported.
+    l2 = [{**dropout, "id": f"l2_{i}", "variant": "l2"} for i in range(2)]
+    ledger = evaluate([dropout, *l2], tables(REG))
+    assert ledger.p_adjusted[0] == pytest.approx(3 * alone.p)
+    assert ledger.p_adjusted[1:].tolist() == pytest.approx([2 / 3] * 2)
+    assert ledger.verdict[0] == "inconclusive"
     # a not-tested claim does not count as a hypothesis
     ledger = evaluate([three[0], {**three[1], "ablation": "nope"}], tables(REG))
     assert ledger.p_adjusted[0] == pytest.approx(alone.p)

@@ -163,7 +163,7 @@ def test_numbers_cis_and_verdicts_come_from_the_summary(built):
     assert dropout["test_acc_verdict"] == "better"
     assert 'class="verdict good">better<' in html
     assert "inconclusive, the interval contains 0" in html
-    assert f"p = {report.fmt(dropout['test_acc_p_holm'], 2)}" in html
+    assert f"p = {report.fmt(dropout['test_acc_p_adjusted'], 2)}" in html
     # Key findings name the best variant of the data, not of the template.
     best = summary.loc[summary["test_acc_mean"].idxmax(), "variant"]
     assert f"highest mean test accuracy with <b>{best}</b>" in html

@@ -98,12 +98,13 @@ def test_summary_gives_mean_ci_and_paired_difference_to_the_baseline(scale):
     assert m.test_acc_p == pytest.approx(sps.ttest_rel(OPT_ACC["momentum"], OPT_ACC["sgd"]).pvalue)
     assert m.test_acc_pairs == 3
     # adam − sgd: 0.01, 0.01, 0.01 is a constant difference: its spread says nothing about the
-    # noise, so p is the exact sign-flip p of 3 agreeing pairs, 2^(1-3) = 0.25, never 0. Holm over
-    # the two variants: momentum's p ranks first (factor 2), adam's second (factor 1)
+    # noise, so p is the exact sign-flip p of 3 agreeing pairs, 2^(1-3) = 0.25, never 0.
+    # Benjamini–Hochberg over the two variants: momentum's p ranks first (factor 2/1), adam's
+    # second (factor 2/2)
     a = s.set_index("variant").loc["adam"]
     assert a.test_acc_p == pytest.approx(0.25) and a.test_acc_verdict == "inconclusive"
-    assert a.test_acc_p_holm == pytest.approx(0.25)
-    assert m.test_acc_p_holm == pytest.approx(2 * 0.095466, abs=1e-6)
+    assert a.test_acc_p_adjusted == pytest.approx(0.25)
+    assert m.test_acc_p_adjusted == pytest.approx(2 * 0.095466, abs=1e-6)
     assert m.test_acc_verdict == "inconclusive"
     # gap_acc = 0.95 − test_acc: lower is better; adam's constant −0.01 is inconclusive as well
     assert a.gap_acc_diff == pytest.approx(-0.01) and a.gap_acc_verdict == "inconclusive"
@@ -184,7 +185,7 @@ def test_markdown_and_latex_render_the_summary(scale):
     assert "sgd (baseline)" in md
     assert "0.900 [0.850, 0.950]" in md  # momentum's test_acc mean [95% CI]
     # adam − sgd: a constant difference
-    assert "+0.0100 [0.0100, 0.0100], p_Holm 0.25, detectable 0, inconclusive" in md
+    assert "+0.0100 [0.0100, 0.0100], p_adj 0.25, detectable 0, inconclusive" in md
     tex = files["optimizers.tex"]
     assert r"\toprule" in tex and r"\bottomrule" in tex
     assert r"test\_acc" in tex and r"$\Delta$" in tex

@@ -3,8 +3,8 @@
 Each takes the tables and one claim and returns what was measured, in the claim's unit: an
 :class:`~study.analysis.claim_rule.Estimate` (effect, 95% interval, the p-value of the claim's
 own test, pairs, spread), the test it is judged by and a sentence with the numbers behind it. The
-verdict is not decided here: the ledger (study.analysis.claims) first Holm-adjusts the p-values
-of all claims, then applies the one rule of study.analysis.claim_rule.
+verdict is not decided here: the ledger (study.analysis.claims) first adjusts the p-values
+(Benjamini–Hochberg) of all claims, then applies the one rule of study.analysis.claim_rule.
 """
 
 from __future__ import annotations

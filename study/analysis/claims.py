@@ -3,8 +3,9 @@
 Each claim declares, before any data, its metric, unit, expected direction, test and margin (the
 smallest effect of interest, in its unit, with the reason). It becomes one row of
 ``<scale-dir>/tables/claims.csv`` with the effect in that unit, its interval, the p-value of its
-test, the Holm-adjusted p over every tested claim of the ledger, the smallest effect its seeds
-detect with 80% power and a verdict by the one rule of :mod:`study.analysis.claim_rule`
+test, the adjusted p (Benjamini–Hochberg) over every tested claim of the ledger, the smallest
+effect its seeds detect with 80% power and a verdict by the one rule of
+:mod:`study.analysis.claim_rule`
 (supported, contradicted, no meaningful effect, inconclusive) or ``not tested`` (the ablation, a
 variant, a metric or a file the claim needs does not exist at this scale; never an error, so the
 ledger can name ablations before they are run). The schema is schemas/claims.schema.yaml.
@@ -108,7 +109,7 @@ def _guarded(verdict: str, guard: dict | None) -> tuple[str, str]:
 
 
 def evaluate(claims: list[dict], t: ClaimTables) -> pd.DataFrame:
-    """Every claim measured, Holm-adjusted over the ledger, judged by the one rule."""
+    """Every claim measured, its p adjusted over the ledger, judged by the one rule."""
     results = _measure(claims, t)
     p_adjusted = adjust([r["estimate"].p if r["estimate"] else NAN for r in results])
     rows = []

@@ -1,4 +1,4 @@
-"""Statistics over seeds: t-intervals, paired differences, Holm correction, verdicts.
+"""Statistics over seeds: t-intervals, paired differences, multiplicity corrections, verdicts.
 
 Every comparison in the study is between a handful of seeds, so intervals use Student's t (not a
 normal approximation) and differences between variants are paired by seed: the same seed shares
@@ -226,6 +226,27 @@ def holm(pvalues: Iterable[float]) -> np.ndarray:
     return out
 
 
+def benjamini_hochberg(pvalues: Iterable[float]) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (false-discovery rate), in the input order.
+
+    NaN p-values stay NaN and do not count towards the number of hypotheses. The step-up
+    adjustment ``p_(i) · m / i`` is made monotone from the largest p down (an adjusted p never
+    exceeds that of a larger raw p) and capped at 1. Rejecting every adjusted p below q keeps
+    the expected share of false verdicts among the rejected at most q (independent or positively
+    dependent tests).
+    """
+    p = np.asarray(list(pvalues), dtype=float)
+    out = np.full(p.shape, NAN)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    scaled = p[order] * m / np.arange(1, m + 1)
+    out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return out
+
+
 def verdict(
     lo: float,
     hi: float,
@@ -236,7 +257,7 @@ def verdict(
     """'better', 'worse' or 'inconclusive' for a difference (variant − baseline) with CI [lo, hi].
 
     An interval that contains 0, or is unknown (NaN), is inconclusive. With ``p_adjusted`` (the
-    Holm-adjusted p-value of the comparison), an interval that excludes 0 but whose adjusted p is
+    adjusted p-value of the comparison), an interval that excludes 0 but whose adjusted p is
     not below ``alpha`` is inconclusive too: with many variants, some unadjusted intervals exclude
     0 by chance.
     """
@@ -259,7 +280,7 @@ def claim_verdict(diff, p_adjusted, margin: float, direction: str, alpha: float 
     sd, the spread is recovered from a 95% t-interval [lo, hi]).
 
     - supported: the 95% interval excludes 0 in the claimed direction and ``p_adjusted`` (the
-      Holm-adjusted p of this comparison over the ledger; None means a single comparison and uses
+      adjusted p of this comparison over the ledger; None means a single comparison and uses
       ``diff.p``) is below ``alpha``;
     - contradicted: the same in the opposite direction;
     - no meaningful effect: TOST equivalence at ``alpha`` (the 90% interval within ±margin);

@@ -52,8 +52,8 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
                 row[f"Δ {m}"] = ""
                 continue
             cell = _ci_cell(r[f"{m}_diff"], r[f"{m}_diff_lo"], r[f"{m}_diff_hi"], signed=True)
-            if not pd.isna(r[f"{m}_p_holm"]):
-                cell += f", p_Holm {fmt(r[f'{m}_p_holm'], 2)}"
+            if not pd.isna(r[f"{m}_p_adjusted"]):
+                cell += f", p_adj {fmt(r[f'{m}_p_adjusted'], 2)}"
             if not pd.isna(r.get(f"{m}_mde")):  # what these seeds detect with 80% power
                 cell += f", detectable {fmt(r[f'{m}_mde'])}"
             row[f"Δ {m}"] = f"{cell}, {r[f'{m}_verdict']}"

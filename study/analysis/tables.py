@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.analysis.claim_rule import detectable, table_verdict
+from study.analysis.claim_rule import adjust, detectable, table_verdict
 from study.analysis.gather import TablesError, gather
 from study.analysis.metrics import DIFF_METRICS, METRICS, usable
-from study.analysis.stats import PairedDiff, holm, mean_ci, paired_diff
+from study.analysis.stats import PairedDiff, mean_ci, paired_diff
 from study.analysis.table_format import display_table, to_latex, to_markdown
 from study.outputs import write_text
 from study.paths import ScaleDir
@@ -72,10 +72,11 @@ def _variant_row(own: pd.DataFrame, ablation, variant, baseline, reference) -> d
 
 
 def _with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
-    """Holm-adjusted p-values (within the ablation and metric) and verdicts by the study's one
-    rule (study.analysis.claim_rule), per compared metric; the comparison columns last."""
+    """Adjusted p-values (Benjamini–Hochberg within the ablation and metric) and verdicts by the
+    study's one rule (study.analysis.claim_rule), per compared metric; the comparison columns
+    last."""
     for m, higher in DIFF_METRICS.items():
-        table[f"{m}_p_holm"] = holm(table[f"{m}_p"])
+        table[f"{m}_p_adjusted"] = adjust(table[f"{m}_p"])
         table[f"{m}_verdict"] = [
             ""
             if not r["reference"]
@@ -88,14 +89,15 @@ def _with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
                     int(r[f"{m}_pairs"]),
                     r[f"{m}_diff_sd"],
                 ),
-                r[f"{m}_p_holm"],
+                r[f"{m}_p_adjusted"],
                 m,
                 higher,
             )  # fmt: skip
             for _, r in table.iterrows()
         ]
     compared = (
-        "_diff", "_diff_lo", "_diff_hi", "_diff_sd", "_p", "_p_holm", "_pairs", "_mde", "_verdict"
+        "_diff", "_diff_lo", "_diff_hi", "_diff_sd", "_p", "_p_adjusted", "_pairs", "_mde",
+        "_verdict",
     )  # fmt: skip
     last = [f"{m}{suffix}" for m in DIFF_METRICS for suffix in compared]
     return table[[c for c in table.columns if c not in last] + last]
@@ -114,8 +116,8 @@ def summarize(
     the runs but not in the file. ``compared`` holds the ablation's declared (reference, variant)
     pairs (:func:`study.planning.ablation.comparisons`; None: every variant against the
     baseline); a variant's difference to its reference is paired by seed, and the p-values are
-    Holm-adjusted over the ablation's compared variants, separately per metric. A variant in no
-    pair gets no difference: its contrast with the baseline may be confounded.
+    adjusted (Benjamini–Hochberg) over the ablation's compared variants, separately per metric.
+    A variant in no pair gets no difference: its contrast with the baseline may be confounded.
     """
     own = usable(runs[runs["ablation"] == ablation])
     found = list(dict.fromkeys(own["variant"]))

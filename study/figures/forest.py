@@ -187,7 +187,8 @@ def forest(ctx: Context) -> tuple[Figure, str]:
             f"{m} {np.round(UNITS['pp' if 'acc' in m else 'loss'] * v, 3):g}"
             for m, v in TABLE_MARGINS.items()
         )  # fmt: skip
-        + "), colours the verdict of the study's one rule (Holm within the ablation and metric): "
+        + "), colours the verdict of the study's one rule (Benjamini–Hochberg within the "
+        + "ablation and metric): "
         + ", ".join(f"{n} {v}" for v, n in counts.items())
         + "."
     )

@@ -65,6 +65,8 @@ class Ablation:
     baseline: str
     seeds: int
     common: list[str] = field(default_factory=list)
+    # Variants whose claims need another number of seeds than ``seeds`` (see each file's comment).
+    seeds_by_variant: dict[str, int] = field(default_factory=dict)
     variants: dict[str, list[str]] = field(default_factory=dict)
     grid: dict[str, list] = field(default_factory=dict)
     tune: dict | None = None
@@ -209,6 +211,12 @@ def parse_ablation(path: Path, data) -> Ablation:
     if unknown:
         raise _fail(path, f"tune.variants names {unknown}, which are not variants; fix the names")
     tune = parse_tune(tune, list(variants))
+    seeds_by_variant = dict(data.get("seeds_by_variant") or {})
+    unknown = sorted(set(seeds_by_variant) - set(variants))
+    if unknown:
+        raise _fail(
+            path, f"seeds_by_variant names {unknown}, which are not variants; fix the names"
+        )
     return Ablation(
         name=name,
         path=path,
@@ -216,6 +224,7 @@ def parse_ablation(path: Path, data) -> Ablation:
         question=data["question"].strip(),
         baseline=baseline,
         seeds=data["seeds"],
+        seeds_by_variant=seeds_by_variant,
         common=list(data.get("common") or []),
         variants=variants,
         grid=dict(data.get("grid") or {}),
@@ -330,7 +339,7 @@ def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[Tunin
     searches = (ablation.tune or {}).get("searches", {})
     for variant, (full, cfg) in composed.items():
         where = {"dataset": cfg.data.name, "data_root": cfg.data.root, "device": cfg.device}
-        seeds = planned_seeds(ablation.seeds, cfg.plan)
+        seeds = planned_seeds(ablation.seeds_by_variant.get(variant, ablation.seeds), cfg.plan)
         tuned = variant in searches
         runs += [Run(ablation.name, variant, s, tuple(full), tuned, **where) for s in range(seeds)]
         tuning += tuning_runs(ablation, variant, full, cfg, where)

@@ -39,6 +39,7 @@ from study.report.narrative import (
     REFERENCES,
     abstract,
     discussion,
+    holm_sentence,
     limitations,
     reproduce_command,
     verdict_counts,
@@ -345,6 +346,7 @@ def build_context(
         fig["number"] = number
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
     claims = _claims(scale_dir, Path(claims_path) if claims_path else None, figures)
+    ledger_table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
     ledger = run_ledger(scale_dir, runs)
     shift = read_shift(scale_dir)
     context = {
@@ -352,7 +354,7 @@ def build_context(
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,
-        "rule": RULE,
+        "rule": f"{RULE} {holm_sentence(ledger_table)}".strip(),
         "claim_counts": verdict_counts(claims),
         "forest": forest,
         "setup": _setup(runs, ablations),

@@ -15,7 +15,8 @@ from study.report.formatting import _finite, _num, count, diff, interval
 
 def _in_unit(r: pd.Series, unit: str, metric: str) -> dict[str, str]:
     """Effect, interval, margin and detectable effect as the ledger states them: in the claim's
-    unit (tables/claims.csv holds them so), with the Holm-adjusted p and the seeds."""
+    unit (tables/claims.csv holds them so), with the adjusted p (Benjamini–Hochberg over the
+    ledger) and the seeds."""
     effect, lo, hi = (_num(r.get(k)) for k in ("effect", "lo", "hi"))
     if not unit:  # a ledger written before claims declared units
         return {"effect": diff(effect, metric) if _finite(effect) else "",

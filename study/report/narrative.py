@@ -199,3 +199,22 @@ def limitations(context: dict[str, Any]) -> list[str]:
             f"The {context['scale']} scale checks the pipeline; its numbers are not conclusions."
         )
     return items
+
+
+def holm_sentence(claims_table) -> str:
+    """How many of the ledger's p-value verdicts would survive Holm's family-wise correction
+    instead of the false-discovery rate the rule controls (empty without a ledger)."""
+    import pandas as pd
+
+    from study.analysis.claim_rule import holm_sensitivity
+
+    if claims_table is None or not {"p", "verdict"} <= set(claims_table.columns):
+        return ""
+    p = pd.to_numeric(claims_table["p"], errors="coerce")
+    kept, decided = holm_sensitivity(p, claims_table["verdict"].astype(str))
+    if decided == 0:
+        return ""
+    return (
+        f"Under Holm's stricter family-wise correction over the same p-values, {kept} of the "
+        f"{decided} claims decided on a p-value would keep their verdict."
+    )

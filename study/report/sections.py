@@ -121,10 +121,10 @@ def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
             row[f"{m}_diff_ci"] = (
                 "" if is_base else interval(r.get(f"{m}_diff_lo"), r.get(f"{m}_diff_hi"), m, True)
             )
-            p = r.get(f"{m}_p_holm")
+            p = r.get(f"{m}_p_adjusted")
             lo, hi = _num(r.get(f"{m}_diff_lo")), _num(r.get(f"{m}_diff_hi"))
             row[f"{m}_ci_excludes_0"] = _finite(lo) and _finite(hi) and not lo <= 0 <= hi
-            row[f"{m}_p_holm"] = "" if is_base else (fmt(_num(p), 2) if _finite(p) else "n/a")
+            row[f"{m}_p_adjusted"] = "" if is_base else (fmt(_num(p), 2) if _finite(p) else "n/a")
             verdict = r.get(f"{m}_verdict")
             row[f"{m}_verdict"] = "" if is_base or pd.isna(verdict) else str(verdict)
             pairs = r.get(f"{m}_pairs")
@@ -148,8 +148,8 @@ def _effect_sentence(row: dict[str, Any], baseline: str, metric: str) -> str:
     details = []
     if row[f"{metric}_diff_ci"]:
         details.append(f"95% CI {row[f'{metric}_diff_ci']}")
-    if row[f"{metric}_p_holm"] and row[f"{metric}_p_holm"] != "n/a":
-        details.append(f"Holm-adjusted p = {row[f'{metric}_p_holm']}")
+    if row[f"{metric}_p_adjusted"] and row[f"{metric}_p_adjusted"] != "n/a":
+        details.append(f"adjusted p = {row[f'{metric}_p_adjusted']}")
     details.append(f"{row[f'{metric}_pairs']} paired seeds")
     text += f" ({'; '.join(details)})"
     verdict = row[f"{metric}_verdict"] or "inconclusive"
@@ -157,7 +157,7 @@ def _effect_sentence(row: dict[str, Any], baseline: str, metric: str) -> str:
         if not row[f"{metric}_diff_ci"]:
             reason = "fewer than two paired seeds"
         elif row[f"{metric}_ci_excludes_0"]:
-            reason = "not significant after Holm correction over the ablation's variants"
+            reason = "not significant after the correction over the ablation's variants"
         else:
             reason = "the interval contains 0"
         return f"{text}: inconclusive, {reason}"
