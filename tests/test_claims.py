@@ -183,6 +183,26 @@ def test_a_smaller_gap_bought_with_test_accuracy_does_not_curb_overfitting():
     )
 
 
+def test_the_guard_is_a_one_sided_non_inferiority_test():
+    # test accuracy −0.2, −0.3, −0.4 pp: the 95% interval [−0.55, −0.05] crosses the −0.5 pp
+    # margin, the 90% interval of the one-sided 5% test [−0.47, −0.13] does not: kept
+    runs = runs_frame(
+        "regularization",
+        {
+            "none": {"test_acc": [0.85, 0.85, 0.85], "gap_acc": [0.10, 0.12, 0.11]},
+            "dropout": {"test_acc": [0.848, 0.847, 0.846], "gap_acc": [0.05, 0.06, 0.06]},
+        },
+    )
+    guard = {"metric": "test_acc", "unit": "pp", "margin": 0.5, "expect": "higher"}
+    curbs = {**DROPOUT, "metric": "gap_acc", "expect": "lower", "margin": 1.0, "guard": guard}
+    row = one(curbs, tables(runs))
+    assert row.verdict == "supported" and row.detail.endswith("kept")
+    assert "[-0.548, -0.0516]" in row.detail and "90% [-0.469, -0.131]" in row.detail
+    # one seed further away (−0.6 pp) and it may be lost: inconclusive
+    runs.loc[(runs.variant == "dropout") & (runs.seed == 2), "test_acc"] = 0.844
+    assert one(curbs, tables(runs)).verdict == "inconclusive"
+
+
 def test_absent_ablation_variant_or_metric_is_not_tested_never_an_error():
     for change, why in (
         ({"ablation": "nope"}, "no runs of ablation nope"),
