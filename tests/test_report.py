@@ -309,12 +309,24 @@ def test_cli(built, tmp_path):
         "seeds: 2\n"
         "variants:\n  none: []\n  batchnorm: [model.norm=batchnorm]\n"
     )
+    (conf / "sizes.yaml").write_text(
+        "title: Training-set size\n"
+        "question: Where does dropout help?\n"
+        "baseline: none\n"
+        "seeds: 2\n"
+        "scales: [full]\n"
+        "scales_reason: too costly on a laptop.\n"
+        "variants:\n  none: []\n  dropout: [model.dropout=0.3]\n"
+    )
     out = tmp_path / "paper"
     argv = ["--scale-dir", str(built["scale_dir"]), "--ablations", str(conf), "--out", str(out)]
     assert report.main([*argv, "--scale", "smoke"]) == 0
     html = (out / "report.html").read_text()
     assert "Normalization under shift" in html and "Regularization</h2>" not in html
     assert (out / "figures" / "normalization" / "test_accuracy.png").is_file()
+    # an ablation of another scale gets no section, but the limitations say why it is absent
+    assert "Training-set size</h2>" not in html
+    assert "Training-set size runs only at the full scale: too costly on a laptop." in html
 
 
 def test_report_writes_a_run_ledger(built, tmp_path):

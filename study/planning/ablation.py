@@ -74,6 +74,7 @@ class Ablation:
     figures: list[str] = field(default_factory=list)
     compare: list[Comparison] = field(default_factory=list)
     scales: list[str] | None = None  # the scales it runs at (None: every scale)
+    scales_reason: str = ""  # why not at the others (the report states it there)
 
 
 def comparisons(ablation: Ablation) -> list[tuple[str, str]]:
@@ -233,6 +234,7 @@ def parse_ablation(path: Path, data) -> Ablation:
         figures=list(data.get("figures") or []),
         compare=_comparisons(path, data.get("compare"), variants, baseline),
         scales=data.get("scales"),
+        scales_reason=" ".join(str(data.get("scales_reason") or "").split()),
     )
 
 

@@ -34,11 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = args.scale or Path(args.scale_dir).name
     try:
-        ablations = {  # an ablation restricted to other scales (its `scales`) has no section
-            n: a
-            for n, a in load_ablations(args.ablations).items()
-            if a.scales is None or scale in a.scales
-        }
+        every = load_ablations(args.ablations)
+        # an ablation restricted to other scales (its `scales`) has no section, only a limitation
+        ablations = {n: a for n, a in every.items() if a.scales is None or scale in a.scales}
+        elsewhere = [a for n, a in every.items() if n not in ablations]
         # The tree's state apart from the report's own folder: its outputs are tracked files in
         # paper/, which Snakemake deletes before the job and the job then writes.
         out = Path(args.out).resolve()
@@ -54,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             args.scale,
             order=tuple(n for n in args.order.split(",") if n),
             git=git,
+            elsewhere=elsewhere,
         )
         write_report(context, args.out, args.templates, pdf=not args.no_pdf)
     except ReportError as err:

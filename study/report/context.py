@@ -323,11 +323,13 @@ def build_context(
     repo: str | Path | None = None,
     order: tuple[str, ...] = COURSE_ORDER,
     git: dict[str, Any] | None = None,
+    elsewhere: list[Any] = (),
 ) -> dict[str, Any]:
     """Everything the templates show, as plain values (formatted strings, paths, lists).
 
     ``git`` is the tree's state (study.provenance.git_state) taken before the report wrote
-    anything: its own outputs in paper/ are tracked files and must not make it look dirty."""
+    anything: its own outputs in paper/ are tracked files and must not make it look dirty.
+    ``elsewhere``: the ablations that run only at other scales (named among the limitations)."""
     scale_dir = Path(scale_dir)
     git = git or provenance.git_state(Path(repo) if repo else Path.cwd())
     runs_path = ScaleDir(scale_dir).table("runs")
@@ -370,6 +372,10 @@ def build_context(
         "references": [{"key": k, "text": t} for k, t in REFERENCES],
         "introduction": list(INTRODUCTION),
         "reproduce": reproduce_command(scale or scale_dir.name),
+        "elsewhere": [
+            {"title": a.title, "scales": list(a.scales or []), "reason": a.scales_reason}
+            for a in elsewhere
+        ],
     }
     context["abstract"] = abstract(context)
     context["discussion"] = discussion(claims)

@@ -174,8 +174,19 @@ def limitations(context: dict[str, Any]) -> list[str]:
     items = [
         f"One dataset ({setup.get('Dataset', 'n/a')}) and one model family "
         f"({setup.get('Model', 'n/a')}) with {n_train} training images: effects that appear only "
-        "with convolutional networks, larger data or longer training are outside this study."
+        "with convolutional networks, larger data or longer training are outside this study"
+        + (
+            "; the full scale (conf/scale/full.yaml) runs every ablation on a ResNet, a "
+            "convolutional network, with all 55,000 training images, on GPUs."
+            if context["scale"] != "full"
+            else "."
+        )
     ]
+    for other in context.get("elsewhere", []):
+        items.append(
+            f"{other['title']} runs only at the {' and '.join(other['scales'])} scale"
+            + (f": {other['reason']}" if other["reason"] else ".")
+        )
     for section in context["sections"]:
         half = _resolution(section)
         if half is not None:
