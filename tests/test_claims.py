@@ -518,6 +518,35 @@ def test_ledger_and_tables_agree_on_a_shared_comparison():
     assert (planted.verdict, l2.iloc[1]["test_acc_verdict"]) == ("inconclusive", "inconclusive")
 
 
+def test_a_table_cell_that_is_a_claim_shows_the_ledgers_verdict():
+    from study.analysis.shared_verdicts import adopt_ledger_verdicts, shared_comparisons
+    from study.analysis.table_format import display_table
+    from study.analysis.tables import summarize
+
+    table = summarize(REG, "regularization", "none", ["none", "dropout", "l2"])
+    dropout = table["variant"] == "dropout"
+    # within the ablation (dropout p 0.0198 next to l2's 2/3): adjusted 0.040, better
+    assert table.loc[dropout, "test_acc_verdict"].item() == "better"
+    # the ledger holds two more claims far from significance: adjusted 0.059, inconclusive
+    dropout_claim = {"id": "dropout_helps", "claim": "Dropout helps.", **DECLARED, **DROPOUT}
+    claims = [dropout_claim, *({**dropout_claim, "id": f"l2_{i}", "variant": "l2"} for i in (1, 2))]
+    ledger = evaluate(claims, tables(REG))
+    assert ledger.verdict[0] == "inconclusive"
+    assert adopt_ledger_verdicts({"regularization": table}, claims, ledger) == [
+        "dropout_helps", "l2_1", "l2_2"
+    ]  # fmt: skip
+    assert table.loc[dropout, "test_acc_verdict"].item() == "inconclusive"
+    assert table.loc[dropout, "test_acc_p_adjusted"].item() == pytest.approx(ledger.p_adjusted[0])
+    assert table.loc[dropout, "test_acc_claim"].item() == "dropout_helps"
+    shown = display_table(table).set_index("variant")
+    assert shown.loc["dropout", "Δ test_acc"].endswith(
+        "inconclusive (claim dropout_helps, p adjusted over the ledger)"
+    )
+    # a claim that filters, guards or combines measures something else: never adopted
+    for other in ({"guard": {}}, {"at_epoch": 2}, {"source": "shift"}, {"metric": "best_epoch"}):
+        assert shared_comparisons([{**dropout_claim, **other}]) == []
+
+
 KEYS = "unit: fraction, margin: 0.5, margin_reason: r"
 
 

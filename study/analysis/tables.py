@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from study.analysis.claims import ClaimsError, evaluate, load_claims, tables_from_frames
+    from study.analysis.shared_verdicts import adopt_ledger_verdicts
     from study.planning.ablation import AblationError, load_ablations
 
     try:
@@ -208,10 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             raise TablesError(f"{args.ablations}: no such folder of ablation files")
         claims = load_claims(args.claims) if args.claims else None
         tables = build_tables(args.scale_dir, load_ablations(args.ablations))
-        files = render(tables)
+        ledger = None
         if claims is not None:
-            frames = tables_from_frames(tables, args.scale_dir)
-            files["claims.csv"] = evaluate(claims, frames).to_csv(index=False)
+            ledger = evaluate(claims, tables_from_frames(tables, args.scale_dir))
+            # one answer per question: a table cell that is a claim shows the ledger's verdict
+            adopt_ledger_verdicts(tables.summaries, claims, ledger)
+        files = render(tables)
+        if ledger is not None:
+            files["claims.csv"] = ledger.to_csv(index=False)
     except (TablesError, ClaimsError, AblationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

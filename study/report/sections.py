@@ -127,6 +127,8 @@ def _variant_rows(summary: pd.DataFrame, baseline: str) -> list[dict[str, Any]]:
             row[f"{m}_p_adjusted"] = "" if is_base else (fmt(_num(p), 2) if _finite(p) else "n/a")
             verdict = r.get(f"{m}_verdict")
             row[f"{m}_verdict"] = "" if is_base or pd.isna(verdict) else str(verdict)
+            claim = r.get(f"{m}_claim")  # a cell the ledger judged (shared_verdicts)
+            row[f"{m}_claim"] = claim if isinstance(claim, str) and not is_base else ""
             pairs = r.get(f"{m}_pairs")
             row[f"{m}_pairs"] = int(_num(pairs)) if _finite(pairs) else 0
         rows.append(row)
@@ -157,10 +159,14 @@ def _effect_sentence(row: dict[str, Any], baseline: str, metric: str) -> str:
         if not row[f"{metric}_diff_ci"]:
             reason = "fewer than two paired seeds"
         elif row[f"{metric}_ci_excludes_0"]:
-            reason = "not significant after the correction over the ablation's variants"
+            claim = row.get(f"{metric}_claim")
+            family = "the ledger's claims" if claim else "the ablation's variants"
+            reason = f"not significant after the correction over {family}"
         else:
             reason = "the interval contains 0"
         return f"{text}: inconclusive, {reason}"
+    if row.get(f"{metric}_claim"):
+        text += f" [claim {row[f'{metric}_claim']}]"
     return f"{text}: {verdict}"
 
 
