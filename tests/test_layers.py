@@ -235,7 +235,7 @@ def test_residual_block_eval_uses_every_branch():
 
 def test_dropped_block_passes_the_shortcut_through():
     torch.manual_seed(0)
-    block = ResidualBlock(nn.Linear(3, 3), drop_prob=0.5).train()
+    block = ResidualBlock(nn.Linear(3, 3), drop_path=StochasticDepth(0.5)).train()
     x = torch.randn(4000, 3)
     y = block(x)
     passed = (y == x).all(1)

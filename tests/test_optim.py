@@ -50,7 +50,7 @@ def test_penalty_equals_hand_computed_sum():
 
 
 def test_penalty_is_zero_scalar_when_disabled():
-    value = penalty(tiny_model(), 0.0, 0.0)
+    value = penalty(tiny_model(), l1=0.0, l2=0.0)
     assert value.ndim == 0 and value.item() == 0.0 and not value.requires_grad
 
 

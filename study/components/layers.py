@@ -212,54 +212,55 @@ def _drop_weight(weight: torch.Tensor, p: float) -> torch.Tensor:
     return weight * mask / keep
 
 
-class DropConnectLinear(nn.Linear):
-    """Linear layer with DropConnect (Wan et al. 2013, "Regularization of Neural Networks using
-    DropConnect"): in training each weight is zeroed with probability ``p``.
+class DropConnect:
+    """DropConnect (Wan et al. 2013, "Regularization of Neural Networks using DropConnect") for a
+    layer with a ``weight``: in training each weight is zeroed with probability ``p``.
 
-    One mask is drawn per forward pass and shared by the mini-batch (the paper draws one per
-    example, which costs a weight matrix per example). Kept weights are scaled by 1/(1 − p), so the
-    expected weight is the stored one and evaluation uses the plain layer; this is the mean-field
-    inference the paper compares against, not its Gaussian moment-matching inference. The bias is
-    not dropped.
+    Mixed in before the layer class (:class:`DropConnectLinear`, :class:`DropConnectConv2d`), which
+    supplies ``apply_weight(x, weight)``: the layer's functional op with a given weight, so the
+    masking is written once for every kind of layer. One mask is drawn per forward pass and shared
+    by the mini-batch (the paper draws one per example, which costs a weight matrix per example).
+    Kept weights are scaled by 1/(1 − p), so the expected weight is the stored one and evaluation
+    uses the plain layer; this is the mean-field inference the paper compares against, not its
+    Gaussian moment-matching inference. The bias is not dropped. The state dict is the plain
+    layer's.
     """
 
-    def __init__(self, in_features: int, out_features: int, p: float = 0.0, bias: bool = True):
-        super().__init__(in_features, out_features, bias=bias)
-        self.p = _check_drop_prob(p, "DropConnect")
-
-    def sample_weight(self) -> torch.Tensor:
-        """A weight matrix with a fresh DropConnect mask (the one a training forward uses)."""
-        if self.p == 0.0:
-            return self.weight
-        return _drop_weight(self.weight, self.p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.sample_weight() if self.training else self.weight
-        return F.linear(x, weight, self.bias)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, p={self.p}"
-
-
-class DropConnectConv2d(nn.Conv2d):
-    """Conv2d with DropConnect on its kernel (Wan et al. 2013 applied to convolution weights); the
-    same conventions as :class:`DropConnectLinear`."""
+    weight: torch.Tensor
+    training: bool
 
     def __init__(self, *args, p: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.p = _check_drop_prob(p, "DropConnect")
 
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def sample_weight(self) -> torch.Tensor:
+        """A weight with a fresh DropConnect mask (the one a training forward uses)."""
         if self.p == 0.0:
             return self.weight
         return _drop_weight(self.weight, self.p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.sample_weight() if self.training else self.weight
-        return self._conv_forward(x, weight, self.bias)
+        return self.apply_weight(x, self.sample_weight() if self.training else self.weight)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p={self.p}"
+
+
+class DropConnectLinear(DropConnect, nn.Linear):
+    """nn.Linear with :class:`DropConnect` on its weight matrix."""
+
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, weight, self.bias)
+
+
+class DropConnectConv2d(DropConnect, nn.Conv2d):
+    """nn.Conv2d with :class:`DropConnect` on its kernel."""
+
+    def apply_weight(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, weight, self.bias)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,15 +300,19 @@ class StochasticDepth(nn.Module):
 
 class ResidualBlock(nn.Module):
     """y = shortcut(x) + drop_path(branch(x)); the shortcut is the identity unless the block changes
-    the shape. Stochastic depth drops ``branch`` only, so a dropped block passes x through."""
+    the shape. ``drop_path`` acts on the branch's output only (stochastic depth, whose dropped
+    block passes x through); the identity when no regularizer acts there."""
 
     def __init__(
-        self, branch: nn.Module, shortcut: nn.Module | None = None, drop_prob: float = 0.0
+        self,
+        branch: nn.Module,
+        shortcut: nn.Module | None = None,
+        drop_path: nn.Module | None = None,
     ):
         super().__init__()
         self.branch = branch
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
-        self.drop_path = StochasticDepth(drop_prob)
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.drop_path(self.branch(x))
@@ -315,6 +320,7 @@ class ResidualBlock(nn.Module):
 
 __all__ = [
     "BatchRenorm",
+    "DropConnect",
     "DropConnectConv2d",
     "DropConnectLinear",
     "ResidualBlock",

@@ -4,11 +4,12 @@
 - ``resnet``: a small pre-activation ResNet for GPU runs.
 
 Both use pre-activation residual blocks (He et al. 2016, "Identity Mappings in Deep Residual
-Networks"): the branch is norm → ReLU → layer → norm → ReLU → dropout → layer and the sum is not
-followed by a nonlinearity, so each regularizer and normalization sits at the same place in both
-models. In a branch, dropout sits between the two layers as in Wide ResNets (Zagoruyko & Komodakis
-2016), DropConnect replaces the branch's layers, and stochastic depth drops the whole branch with
-the linearly decaying rates of Huang et al. 2016 counted over all blocks of the network.
+Networks"): the branch is norm → ReLU → layer → norm → ReLU → (regularizer) → layer and the sum
+is not followed by a nonlinearity, so each regularizer and normalization sits at the same place in
+both models. The networks name no regularizer: they ask the registry (:class:`InNetwork`, study/
+components/regularizers/base.py) for the layer on the branch's hidden activations (dropout), for
+the branch's weight layers (DropConnect) and for the layer on each branch's output (stochastic
+depth), so a new in-network regularizer is its own module there.
 """
 
 from __future__ import annotations
@@ -20,14 +21,9 @@ import torch
 from torch import nn
 
 from study.components.checks import check_name, check_rules, int_at_least
-from study.components.layers import (
-    DropConnectConv2d,
-    DropConnectLinear,
-    ResidualBlock,
-    stochastic_depth_rates,
-)
+from study.components.layers import ResidualBlock
 from study.components.norms import make_norm, norm_options
-from study.components.regularizers import model_regularizers
+from study.components.regularizers import InNetwork, in_network
 from study.registry import Registry
 
 
@@ -56,28 +52,25 @@ class ResMLP(nn.Module):
         blocks: int,
         norm: str,
         norm_options: dict,
-        dropout: float,
-        dropconnect: float,
-        stochastic_depth: float,
+        regularizers: InNetwork,
     ):
         super().__init__()
         self.stem = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width))
-        rates = stochastic_depth_rates(stochastic_depth, blocks)
         self.blocks = nn.Sequential(
             *(
                 ResidualBlock(
                     nn.Sequential(
                         make_norm(norm, width, 1, **norm_options),
                         nn.ReLU(),
-                        DropConnectLinear(width, width, p=dropconnect),
+                        regularizers.weight_layer(nn.Linear, width, width),
                         make_norm(norm, width, 1, **norm_options),
                         nn.ReLU(),
-                        nn.Dropout(dropout),
-                        DropConnectLinear(width, width, p=dropconnect),
+                        regularizers.activations(),
+                        regularizers.weight_layer(nn.Linear, width, width),
                     ),
-                    drop_prob=rate,
+                    drop_path=regularizers.branch(block, blocks),
                 )
-                for rate in rates
+                for block in range(blocks)
             )
         )
         self.head = nn.Sequential(
@@ -88,8 +81,8 @@ class ResMLP(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def _conv3x3(cin: int, cout: int, stride: int, bias: bool, dropconnect: float) -> nn.Conv2d:
-    return DropConnectConv2d(cin, cout, 3, stride=stride, padding=1, bias=bias, p=dropconnect)
+def _conv3x3(regularizers: InNetwork, cin: int, cout: int, stride: int, bias: bool) -> nn.Module:
+    return regularizers.weight_layer(nn.Conv2d, cin, cout, 3, stride=stride, padding=1, bias=bias)
 
 
 class ResNet(nn.Module):
@@ -105,15 +98,12 @@ class ResNet(nn.Module):
         blocks: int,
         norm: str,
         norm_options: dict,
-        dropout: float,
-        dropconnect: float,
-        stochastic_depth: float,
+        regularizers: InNetwork,
     ):
         super().__init__()
         # A bias right before a normalization that subtracts a mean is redundant.
         bias = norm == "none"
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=bias)
-        rates = iter(stochastic_depth_rates(stochastic_depth, 3 * blocks))
         layers = []
         cin = width
         for stage in range(3):
@@ -123,17 +113,18 @@ class ResNet(nn.Module):
                 branch = nn.Sequential(
                     make_norm(norm, cin, 2, **norm_options),
                     nn.ReLU(),
-                    _conv3x3(cin, cout, stride, bias, dropconnect),
+                    _conv3x3(regularizers, cin, cout, stride, bias),
                     make_norm(norm, cout, 2, **norm_options),
                     nn.ReLU(),
-                    nn.Dropout(dropout),
-                    _conv3x3(cout, cout, 1, bias, dropconnect),
+                    regularizers.activations(),
+                    _conv3x3(regularizers, cout, cout, 1, bias),
                 )
                 shortcut = None
                 if stride != 1 or cin != cout:
                     # Projection shortcut where the shape changes (He et al. 2016 CVPR, option B).
                     shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
-                layers.append(ResidualBlock(branch, shortcut, drop_prob=next(rates)))
+                drop_path = regularizers.branch(len(layers), 3 * blocks)
+                layers.append(ResidualBlock(branch, shortcut, drop_path))
                 cin = cout
         self.blocks = nn.Sequential(*layers)
         self.head_norm = make_norm(norm, cin, 2, **norm_options)
@@ -153,7 +144,7 @@ def _shared_options(cfg_model, n_classes: int) -> dict:
         blocks=int(cfg_model["blocks"]),
         norm=cfg_model["norm"],
         norm_options=norm_options(cfg_model),
-        **model_regularizers(cfg_model),
+        regularizers=in_network(cfg_model),
     )
 
 

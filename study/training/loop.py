@@ -73,14 +73,14 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch; returns the batch's cross-entropy (without penalty) and
     its number of correct predictions, both as tensors on the device (no host sync)."""
-    model, optimizer, l1, l2 = parts.model, parts.optimizer, parts.l1, parts.l2
+    model, optimizer, penalties = parts.model, parts.optimizer, parts.penalties
 
     def closure():
         optimizer.zero_grad(set_to_none=True)
         with evaluation.autocast(parts.device, parts.precision):
             logits = model(xb)
         loss = F.cross_entropy(logits.float(), yb)
-        objective = loss + penalty(model, l1, l2) if l1 > 0 or l2 > 0 else loss
+        objective = loss + penalty(model, **penalties) if penalties else loss
         objective.backward()
         closure.loss = loss.detach()
         closure.correct = (logits.detach().argmax(1) == yb).sum()

@@ -38,8 +38,7 @@ class RunParts:
     epochs: int
     needs_closure: bool  # the optimizer re-evaluates the loss itself (L-BFGS line search)
     progress_aware: bool  # some layer anneals over the run (``set_progress``)
-    l1: float
-    l2: float
+    penalties: dict[str, float]  # loss penalty → strength, the ones switched on
     memory_format: torch.memory_format
     precision: str  # fp32 | bf16 (autocast)
     diverge_at: float  # a training loss above this (or not finite) ends the run as diverged

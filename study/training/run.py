@@ -22,6 +22,7 @@ from study.components.augmentations import is_active
 from study.components.data import load_splits
 from study.components.models import MODELS, build_model
 from study.components.optimizers import OPTIMIZERS, build_optimizer
+from study.components.regularizers import loss_penalties
 from study.components.schedules import schedule_fn
 from study.config import ConfigError, config_hash, validate
 from study.training.batches import iid_order, non_iid_order
@@ -159,8 +160,7 @@ def build(cfg: DictConfig, device: torch.device) -> RunParts:
         epochs=epochs,
         needs_closure=OPTIMIZERS.get(cfg.optim.name).needs_closure,
         progress_aware=any(hasattr(m, "set_progress") for m in model.modules()),
-        l1=float(cfg.regularization.l1),
-        l2=float(cfg.regularization.l2),
+        penalties=loss_penalties(cfg),
         memory_format=memory_format,
         precision=cfg.train.precision,
         # A loss this far above chance level (ln C) means the run has left any sensible basin.

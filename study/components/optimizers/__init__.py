@@ -7,7 +7,7 @@ imported inside their builders: a run pays their import only when it uses them.
 
 Two ways of shrinking the weights are studied and kept apart:
 
-* ``regularization.{l1,l2}``: penalty terms added to the loss (study/components/regularizers.py).
+* ``regularization.{l1,l2}``: penalty terms added to the loss (study/components/regularizers/).
   They are part of the objective, so every optimizer sees them through the gradient.
 * ``optim.weight_decay``: the optimizer's own decay (:func:`build_optimizer`), coupled (added to
   the gradient) for the torch optimizers of the course but AdamW, decoupled (``w ← w − lr·wd·w``,

@@ -1,0 +1,45 @@
+"""The regularizers the study compares, one :data:`REGULARIZERS` entry each.
+
+Each regularizer is one module of this package that registers its entry where it defines it;
+every module here but ``base`` is imported (:data:`TECHNIQUES`), so adding a regularizer is its
+module and its config key (in ``conf/model/*.yaml`` for one inside the network, under
+``regularization:`` in ``conf/config.yaml`` for a loss penalty). study/components/regularizers/
+base.py says what an entry declares and how models, the config check and the training loop ask
+the registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from study.components.regularizers.base import (
+    REGULARIZERS,
+    InNetwork,
+    RegularizerSpec,
+    in_network,
+    loss_penalties,
+    model_regularizers,
+    penalty,
+    validate_config,
+    weights,
+)
+
+TECHNIQUES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"))
+"""The modules of this package that register regularizers (regularizers/<name>.py)."""
+
+for _technique in TECHNIQUES:
+    importlib.import_module(f"{__name__}.{_technique}")
+
+__all__ = [
+    "REGULARIZERS",
+    "TECHNIQUES",
+    "InNetwork",
+    "RegularizerSpec",
+    "in_network",
+    "loss_penalties",
+    "model_regularizers",
+    "penalty",
+    "validate_config",
+    "weights",
+]
