@@ -315,6 +315,27 @@ SECOND_ORDER_CAPTION = (
 )
 
 
+def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, Any]:
+    section = _ablation_context(scale_dir, ablation, runs)
+    section["setup"] = ablation_setup(ablation, runs)
+    return section
+
+
+def _rule(scale_dir: Path) -> str:
+    """The verdict rule, with how many of this ledger's verdicts Holm's correction would keep."""
+    ledger = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
+    return f"{RULE} {holm_sentence(ledger)}".strip()
+
+
+def _elsewhere(ablation: Any) -> dict[str, Any]:
+    """An ablation that runs only at other scales, as the limitations name it."""
+    return {
+        "title": ablation.title,
+        "scales": list(ablation.scales or []),
+        "reason": ablation.scales_reason,
+    }
+
+
 def build_context(
     scale_dir: str | Path,
     ablations: dict[str, Any],
@@ -336,11 +357,7 @@ def build_context(
     runs = contracts.read_csv(runs_path, contracts.RUNS, optional=True)
     if runs is None:
         raise ReportError(f"the report needs {runs_path}; run the tables")
-    sections = []
-    for ablation in ordered(ablations, order):
-        section = _ablation_context(scale_dir, ablation, runs)
-        section["setup"] = ablation_setup(ablation, runs)
-        sections.append(section)
+    sections = [_section(scale_dir, a, runs) for a in ordered(ablations, order)]
     forest = _extra_figure(scale_dir, "figures/claims_forest.png", FOREST_CAPTION)
     scaling = _extra_figure(scale_dir, "figures/second_order/scaling.png", SECOND_ORDER_CAPTION)
     every = [forest, *(f for s in sections for f in s["figures"]), scaling]
@@ -348,7 +365,6 @@ def build_context(
         fig["number"] = number
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
     claims = _claims(scale_dir, Path(claims_path) if claims_path else None, figures)
-    ledger_table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
     ledger = run_ledger(scale_dir, runs)
     shift = read_shift(scale_dir)
     context = {
@@ -356,7 +372,7 @@ def build_context(
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,
-        "rule": f"{RULE} {holm_sentence(ledger_table)}".strip(),
+        "rule": _rule(scale_dir),
         "claim_counts": verdict_counts(claims),
         "forest": forest,
         "setup": _setup(runs, ablations),
@@ -372,10 +388,7 @@ def build_context(
         "references": [{"key": k, "text": t} for k, t in REFERENCES],
         "introduction": list(INTRODUCTION),
         "reproduce": reproduce_command(scale or scale_dir.name),
-        "elsewhere": [
-            {"title": a.title, "scales": list(a.scales or []), "reason": a.scales_reason}
-            for a in elsewhere
-        ],
+        "elsewhere": [_elsewhere(a) for a in elsewhere],
     }
     context["abstract"] = abstract(context)
     context["discussion"] = discussion(claims)
