@@ -121,4 +121,7 @@ def test_fused_augmentation_equals_shift_then_flip_then_cutout():
         if flip:
             expected = random_flip(expected, g)
         expected = cutout(expected, size, g)
-        assert torch.equal(augment_batch(x, cfg, gen(11)), expected), (shift, flip, size)
+        fused = gen(11)
+        assert torch.equal(augment_batch(x, cfg, fused), expected), (shift, flip, size)
+        # The same number of draws: the next batch's order and augmentation do not move either.
+        assert torch.equal(fused.get_state(), g.get_state()), (shift, flip, size)
