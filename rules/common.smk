@@ -206,8 +206,17 @@ def batch_tuning_run(wildcards):
     return next(t for t in PLAN.tuning if t.ablation == ablation and t.variant == variant)
 
 
-def tuned_lr(input):
-    return [f"train.lr_from={input.selection[0]}"] if input.selection else []
+def selection_input(run):
+    """The selection file a tuned run reads: its own ablation's, or the one tuned_from names."""
+    return [str(S.selection(run.selection[0]))] if run.selection else []
+
+
+def tuned_lr(run, input):
+    """train.lr_from for a tuned run; <json>@<entry> when its entry is another variant's."""
+    if not input.selection:
+        return []
+    entry = "" if run.selection[1] == run.variant else f"@{run.selection[1]}"
+    return [f"train.lr_from={input.selection[0]}{entry}"]
 
 
 def where(job):

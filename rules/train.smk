@@ -64,7 +64,7 @@ if RUNS_PER_JOB == 1:
     rule train:
         input:
             cache=lambda wc: str(S.data_cache(run_of(wc).dataset)),
-            selection=lambda wc: [str(S.selection(wc.ablation))] if run_of(wc).tuned else [],
+            selection=lambda wc: selection_input(run_of(wc)),
         output:
             metrics=run_path("metrics.json"),
             history=run_path("history.csv"),
@@ -74,9 +74,7 @@ if RUNS_PER_JOB == 1:
             run_path("train.log"),
         params:
             overrides=lambda wc: quoted(run_of(wc).overrides),
-            tuned=lambda wc, input: (
-                f"train.lr_from={input.selection[0]}" if input.selection else ""
-            ),
+            tuned=lambda wc, input: quoted(tuned_lr(run_of(wc), input)),
             out=lambda wc: str(S.run(wc.ablation, wc.variant, wc.seed)),
         threads: TRAIN_THREADS
         resources:
@@ -101,16 +99,18 @@ else:
                 _name
             input:
                 cache=lambda wc: str(S.data_cache(batch_run(wc).dataset)),
-                selection=lambda wc: (
-                    [str(S.selection(batch_run(wc).ablation))] if batch_run(wc).tuned else []
-                ),
+                selection=lambda wc: selection_input(batch_run(wc)),
             output:
                 [update(pair_path(run_path, n, s)) for s in _seeds for n in RUN_FILES],
             log:
                 str(S.log(f"train/{{pair}}_seeds_{'_'.join(_seeds)}")),
             params:
                 shared=lambda wc, input: quoted(
-                    [*batch_run(wc).overrides, *tuned_lr(input), *where(batch_run(wc))]
+                    [
+                        *batch_run(wc).overrides,
+                        *tuned_lr(batch_run(wc), input),
+                        *where(batch_run(wc)),
+                    ]
                 ),
                 members=lambda wc, seeds=_seeds: members(
                     f"seed={s} run.out={S.run(*split_pair(wc), s)}" for s in seeds

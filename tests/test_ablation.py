@@ -128,6 +128,83 @@ def test_every_regularizer_is_tuned_like_the_learning_rates(root):
     assert untuned == {"none", "constant_lr", "early_stopping", "in_practice"}
 
 
+SOURCE = """
+title: Optimizers
+question: q
+baseline: sgd
+seeds: 1
+variants: {sgd: [optim=sgd], lion: [optim=lion]}
+tune: {key: optim.lr, factors: [0.1, 1, 10]}
+"""
+
+BORROWER = """
+title: Grid
+question: q
+baseline: optim-sgd_schedule-constant
+seeds: 1
+tuned_from: {ablation: source, by: optim.name}
+grid: {optim: [sgd, lion], schedule: [constant, cosine]}
+compare: [[optim-sgd_schedule-constant, optim-sgd_schedule-cosine]]
+"""
+
+
+def test_tuned_from_takes_each_cell_from_the_source_ablations_selection(tmp_path):
+    write(tmp_path, SOURCE, "source.yaml")
+    folder = write(tmp_path, BORROWER, "grid.yaml")
+    p = plan(folder, "default")
+    grid = {r.variant: r.selection for r in p.runs_of("grid") if r.seed == 0}
+    assert grid == {
+        "optim-sgd_schedule-constant": ("source", "sgd"),
+        "optim-sgd_schedule-cosine": ("source", "sgd"),
+        "optim-lion_schedule-constant": ("source", "lion"),
+        "optim-lion_schedule-cosine": ("source", "lion"),
+    }
+    assert all(r.tuned for r in p.runs_of("grid"))
+    assert not [t for t in p.tuning if t.ablation == "grid"]  # the source's budget, reused
+    own = {r.variant: r.selection for r in p.runs_of("source") if r.seed == 0}
+    assert own["lion"] == ("source", "lion")
+
+
+@pytest.mark.parametrize(
+    "source, borrower, message",
+    [
+        (SOURCE.replace("tune: {key: optim.lr, factors: [0.1, 1, 10]}", ""), BORROWER,
+         "tuned_from names ablation 'source', which has no tune block"),
+        (SOURCE, BORROWER.replace("[sgd, lion]", "[sgd, adam]"),
+         r"grid.yaml \(variant 'optim-adam_schedule-constant'\): tuned_from: optim.name=adam "
+         "names no tuned variant of 'source'"),
+        (SOURCE, BORROWER + "tune: {factors: [0.1, 1]}\n", "has both tune and tuned_from"),
+        (SOURCE, BORROWER.replace("by: optim.name", "by: optim"), "tuned_from.by"),
+    ],
+)  # fmt: skip
+def test_a_tuned_from_without_a_tuned_source_entry_stops_the_plan(
+    tmp_path, source, borrower, message
+):
+    write(tmp_path, source, "source.yaml")
+    folder = write(tmp_path, borrower, "grid.yaml")
+    with pytest.raises(AblationError, match=message):
+        plan(folder, "default")
+
+
+def test_the_optimizer_schedule_grid_runs_the_newer_optimizers_at_their_tuned_rates(root):
+    p = plan(root / "conf/ablation", "default")
+    grid = p.ablations["optimizer_schedule"]
+    cells = {r.variant: r.selection for r in p.runs_of("optimizer_schedule")}
+    assert len(cells) == 4 * 3 + 2 + 1 and len(p.runs_of("optimizer_schedule")) == 15 * 3
+    # Muon's piecewise cell is left out for time; schedule-free AdamW has its constant rate only.
+    assert "optim-muon_schedule-piecewise" not in cells
+    schedule_free = [v for v in cells if "schedulefree" in v]
+    assert schedule_free == ["optim-adamw_schedulefree_schedule-constant"]
+    for variant, (source, entry) in cells.items():
+        assert source == "optimizers" and variant.startswith(f"optim-{entry}_schedule-"), variant
+    tuned = p.ablations["optimizers"].tune["searches"]
+    assert {entry for _, entry in cells.values()} <= set(tuned)
+    pairs = comparisons(grid)
+    assert ("optim-muon_schedule-constant", "optim-muon_schedule-cosine") in pairs
+    assert ("optim-sgd_schedule-constant", "optim-adamw_schedulefree_schedule-constant") in pairs
+    assert {v for _, v in pairs} == set(cells) - {grid.baseline}
+
+
 TWO_FACTORS = """
 title: Tiny
 question: Does dropout help?

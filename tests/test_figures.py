@@ -524,6 +524,26 @@ def test_grid_heatmap_shows_intervals_verdicts_and_diverged_counts(study, drawn)
     assert "1 runs diverged" in caption and "grey cells are inconclusive" in caption
 
 
+def test_a_grid_cell_left_out_of_the_ablation_is_marked_not_run():
+    from types import SimpleNamespace
+
+    from study.figures.comparisons import _draw_grid, _grid_caption
+
+    cell = {"mean": 85.0, "half": 0.5, "diff": 0.0, "verdict": "baseline", "n_diverged": 0, "n": 3}
+    cells = {("sgd", "constant"): cell, ("sgd", "cosine"): {**cell, "verdict": "inconclusive"},
+             ("muon", "constant"): {**cell, "verdict": "inconclusive"}}  # fmt: skip
+    fig, ax = plt.subplots()
+    _draw_grid(ax, cells, ["sgd", "muon"], ["constant", "cosine"])
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("not run") == 1 and len(texts) == 4  # muon × cosine only
+    plt.close(fig)
+    ctx = SimpleNamespace(ablation=SimpleNamespace(baseline="optim-sgd_schedule-constant"))
+    runs = pd.DataFrame({"variant": ["optim-sgd_schedule-constant"] * 3, "seed": [0, 1, 2]})
+    caption = _grid_caption(ctx, runs, cells, 4, ("optim", "schedule"))
+    assert "1 not run: not in the ablation" in caption and "No run diverged." in caption
+    assert "not run" not in _grid_caption(ctx, runs, cells, 3, ("optim", "schedule"))
+
+
 def test_the_forest_plot_draws_one_row_per_claim_and_one_panel_per_unit():
     from study.figures.forest import draw_forest, ledger_rows
 

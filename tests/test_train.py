@@ -11,10 +11,11 @@ import torch
 
 import study.training.evaluation as evaluation_module
 from study.config import compose
+from study.errors import ConfigError
 from study.training.batches import non_iid_order
 from study.training.checkpoint import BestEpoch
 from study.training.results import HISTORY_COLUMNS
-from study.training.run import build, train_run
+from study.training.run import apply_tuned_lr, build, train_run
 
 TINY = [
     "data.n_train=256",
@@ -146,6 +147,22 @@ def test_tuned_learning_rate_comes_from_the_selection(tmp_path, fashion_cache):
     metrics, out = run(tmp_path, fashion_cache, f"train.lr_from={selection}", "run.variant=tiny")
     assert metrics["lr"] == 0.0123
     assert "lr: 0.0123" in (out / "config.yaml").read_text()
+
+
+def test_a_selection_entry_after_at_is_another_variants_tuned_value(tmp_path):
+    selection = tmp_path / "user@host" / "optimizers.json"  # an "@" in a folder stays in the path
+    selection.parent.mkdir()
+    selection.write_text(json.dumps({"lion": {"lr": 3e-5}, "optim-sgd_x": {"lr": 0.2}}))
+    grid_cell = ["optim=lion", "run.variant=optim-lion_schedule-cosine"]
+    cfg = compose([*grid_cell, f"train.lr_from={selection}@lion"])
+    apply_tuned_lr(cfg)
+    assert cfg.optim.lr == 3e-5
+    own = compose(["run.variant=optim-sgd_x", f"train.lr_from={selection}"])
+    apply_tuned_lr(own)
+    assert own.optim.lr == 0.2
+    missing = compose([*grid_cell, f"train.lr_from={selection}@muon"])
+    with pytest.raises(ConfigError, match="no tuned value for variant 'muon'"):
+        apply_tuned_lr(missing)
 
 
 def test_interrupted_run_resumes_from_its_checkpoint_with_the_same_numbers(

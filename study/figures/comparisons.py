@@ -250,7 +250,8 @@ def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
     if len(grid) != 2:
         raise FigureError(f"ablation {ctx.name!r}: {what} {_two_grid_axes(ctx.ablation)}")
     (row_key, row_vals), (col_key, col_vals) = grid.items()
-    df = runs.copy()
+    order = {v: i for i, v in enumerate(ctx.ablation.variants)}  # extra rows in file order
+    df = runs.sort_values("variant", key=lambda v: v.map(order).fillna(len(order)), kind="stable")
     for axis, key in (("row_", row_key), ("col_", col_key)):
         col = _config_column(df.columns, key)
         # Variant names carry only the last part of a dotted key (model.norm → norm-...).
@@ -274,29 +275,33 @@ def grid_heatmap(ctx: Context) -> tuple[Figure, str]:
     cells = _grid_cells(ctx, df)
     fig, ax = plt.subplots(figsize=(1.5 * len(cols) + 2.6, 0.8 * len(rows) + 1.6))
     _draw_grid(ax, cells, rows, cols)
-    ax.set_xlabel(col_key)
-    ax.set_ylabel(row_key)
+    ax.set(xlabel=col_key, ylabel=row_key)
     ax.tick_params(axis="y", rotation=0)
     fig.tight_layout()
+    return fig, _grid_caption(ctx, df, cells, len(rows) * len(cols), (row_key, col_key))
+
+
+def _grid_caption(ctx: Context, df: pd.DataFrame, cells: dict, n_cells: int, keys: tuple) -> str:
     n_div = int(sum(c["n_diverged"] for c in cells.values()))
-    caption = (
+    n_missing = n_cells - len(cells)  # a grid completed by listed variants may leave cells out
+    return (
         f"Mean test accuracy (%) ± the half-width of its 95% interval over {_n_seeds(df)} for "
-        f"each combination of {row_key} (rows) and {col_key} (columns). Colour: the paired "
-        f"difference to the baseline {ctx.ablation.baseline} in percentage points, only where "
-        "it is significant (better or worse); grey cells are inconclusive, the baseline is white. "
+        f"each combination of {keys[0]} (rows) and {keys[1]} (columns). Colour: the paired "
+        f"difference to the cell's reference (the baseline {ctx.ablation.baseline}, or the "
+        "variant the ablation's compare measures it against) in percentage points, only where "
+        "it is significant (better or worse); grey cells are inconclusive, the baseline is white."
+        + (f" {n_missing} not run: not in the ablation (its file says why)." if n_missing else "")
         + (
-            f"{n_div} runs diverged, counted in their cells (div. k/n); their accuracy is in the "
+            f" {n_div} runs diverged, counted in their cells (div. k/n); their accuracy is in the "
             "mean, as in the tables."
             if n_div
-            else "No run diverged."
+            else " No run diverged."
         )
     )
-    return fig, caption
 
 
 def _grid_cells(ctx: Context, df: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (row, column) cell: mean and CI half-width of test accuracy, its paired difference to
-    the baseline and verdict (from the summary table), and the diverged runs."""
+    """Per cell: test accuracy's mean and CI half-width, difference, verdict, diverged runs."""
     summary = ctx.summary()
     verdicts = {}
     if summary is not None and {"test_acc_diff", "test_acc_verdict"} <= set(summary.columns):
@@ -329,11 +334,13 @@ def _draw_grid(ax: Any, cells: dict, rows: list[str], cols: list[str]) -> None:
     ax.grid(False)
     sns.heatmap(pd.DataFrame(diff, index=rows, columns=cols), cmap="RdBu", center=0,
                 vmin=-(bound or 1.0), vmax=bound or 1.0, linewidths=0.5, ax=ax,
-                cbar_kws={"label": "Δ test accuracy vs baseline (pp)"})  # fmt: skip
+                cbar_kws={"label": "Δ test accuracy vs reference (pp)"})  # fmt: skip
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
             cell = cells.get((r, c))
             if not cell:
+                ax.text(j + 0.5, i + 0.5, "not run", ha="center", va="center", fontsize=7.5,
+                        color="0.45", style="italic")  # fmt: skip
                 continue
             text = f"{cell['mean']:.3g} ± {cell['half']:.2g}" if math.isfinite(cell["half"]) else (
                 f"{cell['mean']:.3g}")  # fmt: skip

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from study.config import ConfigError, compose, validate
 from study.paths import run_folder
@@ -75,6 +76,8 @@ class Ablation:
     compare: list[Comparison] = field(default_factory=list)
     scales: list[str] | None = None  # the scales it runs at (None: every scale)
     scales_reason: str = ""  # why not at the others (the report states it there)
+    # {ablation, by}: tuned values come from that ablation's selection (see tuned_source)
+    tuned_from: dict | None = None
 
 
 def comparisons(ablation: Ablation) -> list[tuple[str, str]]:
@@ -94,10 +97,12 @@ class Run:
     variant: str
     seed: int
     overrides: tuple[str, ...]
-    tuned: bool  # a hyperparameter comes from the ablation's tuning selection
+    tuned: bool  # a hyperparameter comes from a tuning selection
     dataset: str = "fashion_mnist"
     data_root: str = "resources/fashion-mnist"
     device: str = "auto"
+    # (ablation, variant) of the selection entry it takes: its own, or another ablation's
+    selection: tuple[str, str] | None = None
 
     @property
     def folder(self) -> str:
@@ -166,13 +171,13 @@ def grid_variants(path: Path, grid: dict[str, list]) -> dict[str, list[str]]:
 
 
 def _variants(path: Path, data: dict) -> dict[str, list[str]]:
-    """Listed and grid variants, refused when one is empty, a non-slug or a repeat."""
-    variants = {str(v): list(o or []) for v, o in (data.get("variants") or {}).items()}
-    grid = grid_variants(path, data["grid"]) if "grid" in data else {}
-    for variant, overrides in grid.items():
-        if variant in variants:
+    """Grid and listed variants (the grid first: listed ones complete it), refused when one is
+    empty, a non-slug or a repeat."""
+    variants = grid_variants(path, data["grid"]) if "grid" in data else {}
+    for variant, overrides in (data.get("variants") or {}).items():
+        if str(variant) in variants:
             raise _fail(path, f"grid variant {variant!r} duplicates a listed variant")
-        variants[variant] = overrides
+        variants[str(variant)] = list(overrides or [])
     if not variants:
         raise _fail(path, "no variants; add a 'variants' mapping or a 'grid'")
     for variant in variants:  # grid values become names too, so the schema alone cannot tell
@@ -218,6 +223,8 @@ def parse_ablation(path: Path, data) -> Ablation:
         raise _fail(
             path, f"seeds_by_variant names {unknown}, which are not variants; fix the names"
         )
+    if tune is not None and data.get("tuned_from"):
+        raise _fail(path, "has both tune and tuned_from; keep one source of tuned values")
     return Ablation(
         name=name,
         path=path,
@@ -235,6 +242,7 @@ def parse_ablation(path: Path, data) -> Ablation:
         compare=_comparisons(path, data.get("compare"), variants, baseline),
         scales=data.get("scales"),
         scales_reason=" ".join(str(data.get("scales_reason") or "").split()),
+        tuned_from=data.get("tuned_from"),
     )
 
 
@@ -332,18 +340,56 @@ def check_comparisons(ablation: Ablation, configs: dict[str, object]) -> None:
             )
 
 
-def plan_ablation(ablation: Ablation, scale: str) -> tuple[list[Run], list[TuningRun]]:
+def runs_here(ablation: Ablation, scale: str) -> bool:
+    return ablation.scales is None or scale in ablation.scales
+
+
+def tuned_source(
+    ablation: Ablation, variant: str, cfg, ablations: dict[str, Ablation], scale: str
+) -> tuple[str, str] | None:
+    """The selection entry (ablation, variant) a variant takes its tuned value from: its own
+    search, or with ``tuned_from`` the source ablation's variant named by the value of ``by``
+    (the same tuning budget reused, instead of tuning every cell of a grid again)."""
+    if variant in (ablation.tune or {}).get("searches", {}):
+        return ablation.name, variant
+    if not ablation.tuned_from:
+        return None
+    name, by = ablation.tuned_from["ablation"], ablation.tuned_from["by"]
+    source = ablations.get(name)
+    if source is None or not source.tune or not runs_here(source, scale):
+        raise _fail(
+            ablation.path,
+            f"tuned_from names ablation {name!r}, which has no tune block running at scale "
+            f"{scale!r}; name one that has",
+        )
+    entry = str(OmegaConf.select(cfg, by))
+    if entry not in source.tune["searches"]:
+        raise _fail(
+            ablation.path,
+            f"tuned_from: {by}={entry} names no tuned variant of {name!r} (tuned: "
+            f"{', '.join(source.tune['searches'])}); tune it there or change {by}",
+            variant,
+        )
+    return name, entry
+
+
+def plan_ablation(
+    ablation: Ablation, scale: str, ablations: dict[str, Ablation] | None = None
+) -> tuple[list[Run], list[TuningRun]]:
     composed = _composed(ablation, scale)
     check_comparisons(ablation, {v: cfg for v, (_, cfg) in composed.items()})
-    if ablation.scales is not None and scale not in ablation.scales:
+    if not runs_here(ablation, scale):
         return [], []  # a full-scale-only ablation: checked, but not run at this scale
     runs, tuning = [], []
-    searches = (ablation.tune or {}).get("searches", {})
     for variant, (full, cfg) in composed.items():
         where = {"dataset": cfg.data.name, "data_root": cfg.data.root, "device": cfg.device}
         seeds = planned_seeds(ablation.seeds_by_variant.get(variant, ablation.seeds), cfg.plan)
-        tuned = variant in searches
-        runs += [Run(ablation.name, variant, s, tuple(full), tuned, **where) for s in range(seeds)]
+        source = tuned_source(ablation, variant, cfg, ablations or {}, scale)
+        runs += [
+            Run(ablation.name, variant, s, tuple(full), source is not None, **where,
+                selection=source)
+            for s in range(seeds)
+        ]  # fmt: skip
         tuning += tuning_runs(ablation, variant, full, cfg, where)
     return runs, tuning
 
@@ -355,9 +401,9 @@ def plan(ablation_dir: str | Path, scale: str) -> Plan:
         raise AblationError(f"{ablation_dir}: no ablation files (*.yaml); add one")
     runs, tuning = [], []
     for ablation in ablations.values():
-        r, t = plan_ablation(ablation, scale)
+        r, t = plan_ablation(ablation, scale, ablations)
         runs += r
         tuning += t
     # An ablation restricted to other scales is checked above but gets no tables or figures here.
-    here = {n: a for n, a in ablations.items() if a.scales is None or scale in a.scales}
+    here = {n: a for n, a in ablations.items() if runs_here(a, scale)}
     return Plan(scale, here, runs, tuning)

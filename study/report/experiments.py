@@ -89,9 +89,21 @@ def ablation_setup(ablation: Any, runs: pd.DataFrame) -> dict[str, Any]:
         "common": " ".join(ablation.common),
         "facts": facts,
         "variants": variants,
-        "tune": _tuning_sentence(ablation.tune),
+        "tune": _tuning_sentence(ablation.tune)
+        or _borrowed_tuning_sentence(getattr(ablation, "tuned_from", None)),
         "shift": bool(ablation.shift),
     }
+
+
+def _borrowed_tuning_sentence(tuned_from: dict | None) -> str:
+    """Where an ablation that reuses another one's tuning took its values from."""
+    if not tuned_from:
+        return ""
+    return (
+        f"Not tuned again: each variant takes the value that the {tuned_from['ablation']} "
+        f"ablation selected on the validation split for its {tuned_from['by']} (the same "
+        "tuning budget for all of them)."
+    )
 
 
 def _tuning_sentence(tune: dict | None) -> str:

@@ -71,16 +71,22 @@ def pick_device(name: str) -> torch.device:
 
 def apply_tuned_lr(cfg: DictConfig) -> None:
     """Take the value chosen on the validation split by the ablation's tuning step: the learning
-    rate, or whichever key the variant searched (``key`` and ``chosen`` of its selection)."""
-    path = Path(cfg.train.lr_from)
+    rate, or whichever key the variant searched (``key`` and ``chosen`` of its selection).
+
+    ``<selection.json>@<entry>`` takes another variant's entry (an ablation that reuses another
+    one's tuning, ``tuned_from``); without ``@<entry>`` it is the run's own variant's."""
+    path, name = Path(cfg.train.lr_from), cfg.run.variant
+    head, sep, tail = str(cfg.train.lr_from).rpartition("@")
+    if sep and "/" not in tail:  # an "@" inside a folder name is part of the path
+        path, name = Path(head), tail
     try:
-        entry = json.loads(path.read_text())[cfg.run.variant]
+        entry = json.loads(path.read_text())[name]
         key = entry.get("key", "optim.lr")
         value = entry["chosen"] if "chosen" in entry else float(entry["lr"])
         OmegaConf.update(cfg, key, value, merge=False)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(
-            f"train.lr_from={path}: no tuned value for variant {cfg.run.variant!r} "
+            f"train.lr_from={path}: no tuned value for variant {name!r} "
             f"({type(err).__name__}); rerun the tuning step"
         ) from None
 
