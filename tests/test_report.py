@@ -390,8 +390,16 @@ def test_second_order_section_labels_extrapolations(tmp_path):
     pred = {"value": 3.0, "lo": 1.0, "hi": 9.0}
     summary = {"target": "within 0.001", "time_basis": "median", "memory_basis": "sizes",
                "families": {"logreg": {
-                   "n_params": [90, 170, 330], "time_exponent": fit, "memory_exponent": fit,
-                   "crossover": {"n": 250.0, "status": "measured"},
+                   "n_params": [20, 90, 170, 330], "fit_n_params": [90, 170, 330],
+                   "time_exponent": fit, "memory_exponent": fit,
+                   "crossover": {"n": 250.0, "status": "measured", "range": [20, 330],
+                                 "bracket": [170, 330]},
+                   "hessian_method": ["closed_form"],
+                   "hessian_s": [0.0005, 0.001, 0.002, 0.008],
+                   "autograd_hessian_s": [0.007, 0.015, 0.03, 0.09],
+                   "crossover_with_autograd_hessian": {
+                       "n": None, "status": "first_order_faster_everywhere", "range": [20, 330],
+                       "bracket": [None, 20]},
                    "extrapolation": {
                        "1e+06": {"extrapolated": True, "s_per_iter": pred, "peak_bytes": pred,
                                  "hessian_bytes_float64": 8e12}}}}}  # fmt: skip
@@ -399,7 +407,14 @@ def test_second_order_section_labels_extrapolations(tmp_path):
     section = second_order(tmp_path)
     family = section["families"][0]
     assert family["time_exponent"] == "2.10 [1.90, 2.30]"
-    assert family["crossover"] == "N ≈ 250 (measured)"
+    assert family["fit_sizes"] == "N 90–330"
+    assert family["crossover"] == "N ≈ 250 (between the measured N 170 and 330)"
+    assert family["autograd_crossover"] == (
+        "none in the measured N 20–330: first-order faster at every size (below N 20)"
+    )
+    assert family["hessian"] == (
+        "closed form (N 20: 0.500 ms vs 7.00 ms by autograd; N 330: 8.00 ms vs 90.0 ms by autograd)"
+    )
     assert family["extrapolations"][0]["label"] == "extrapolation"
     assert family["extrapolations"][0]["hessian_gb"] == "8000"
     assert second_order(tmp_path / "absent") is None

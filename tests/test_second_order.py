@@ -83,12 +83,55 @@ def test_crossover_is_interpolated_on_log_log():
     assert result["status"] == "measured"
     # log gap: -1 at 100, +0.5 at 1000 -> 1/1.5 of the way from 100 to 1000 on the log scale
     assert result["n"] == pytest.approx(100 * 10 ** (1 / 1.5))
-    assert crossover(n, [1.0, 2.0, 3.0], [0.1, 0.2, 0.3])["status"] == (
-        "first_order_faster_everywhere"
-    )
+    assert result["bracket"] == [100, 1000] and result["range"] == [100, 10000]
+    slower = crossover(n, [1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
+    assert slower["status"] == "first_order_faster_everywhere"
+    assert slower["n"] is None and slower["bracket"] == [None, 100]  # below the smallest N
     # Newton faster everywhere: the fitted laws N^2 and N^1 meet beyond the measured range.
     far = crossover(n, [1e-6 * v**2 for v in n], [1e-1 * v for v in n])
     assert far["status"] == "extrapolated" and far["n"] == pytest.approx(1e5)
+    assert far["bracket"] == [10000, None]
+
+
+def test_crossover_is_bracketed_by_the_sizes_where_the_faster_method_changes():
+    # Planted wall times to the target: Newton (few costly steps, ~N^2.5) wins up to N = 650,
+    # the fastest first-order method (many cheap steps, ~N) from N = 1290 on; a size where
+    # neither reached the target (NaN) is skipped, not read as a crossing.
+    n = [20, 50, 90, 330, 650, 1290]
+    newton_s = [0.002, 0.006, 0.01, 0.04, 0.34, 4.9]
+    first_s = [0.008, 0.02, 0.03, math.nan, 0.73, 0.84]
+    result = crossover(n, newton_s, first_s)
+    assert result["status"] == "measured"
+    assert result["bracket"] == [650, 1290] and result["range"] == [20, 1290]
+    gap_650, gap_1290 = math.log(0.34 / 0.73), math.log(4.9 / 0.84)
+    expected = 650 * (1290 / 650) ** (-gap_650 / (gap_1290 - gap_650))
+    assert result["n"] == pytest.approx(expected) and 650 < result["n"] < 1290
+    assert result["changes"] == 1
+    # Near parity the faster method can flip with timing noise: the last change is reported,
+    # and how often it changed says the earlier ones are within noise.
+    flipping = crossover(n, [0.002, 0.03, 0.01, 0.04, 0.34, 4.9], first_s)
+    assert flipping["bracket"] == [650, 1290] and flipping["changes"] == 3
+    # Newton ten times slower per iteration: first-order wins at every size, below N = 20.
+    overhead = crossover(n, [10 * t for t in newton_s], first_s)
+    assert overhead["status"] == "first_order_faster_everywhere"
+    assert overhead["bracket"] == [None, 20]
+    never = crossover(n, [math.nan] * 6, first_s)
+    assert never["status"] == "second_order_never_reached" and never["n"] is None
+
+
+def test_closed_form_logistic_hessian_equals_the_autograd_one_off_the_initial_point():
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 30, generator=generator, dtype=torch.float64)
+    y = torch.arange(50) % 10
+    problem = logreg_problem(x, y, d=3)
+    theta = problem.theta0 + 0.3 * torch.randn(40, generator=generator, dtype=torch.float64)
+    closed = problem.hessian(theta)
+    assert closed.shape == (40, 40)
+    assert torch.allclose(closed, hessian(problem.loss, theta), atol=1e-12)
+    # Newton with either Hessian takes the same path.
+    by_autograd = newton(problem.loss, problem.theta0, max_iters=5)[1]
+    by_closed_form = newton(problem.loss, problem.theta0, 5, hessian_of=problem.hessian)[1]
+    assert by_closed_form == pytest.approx(by_autograd, rel=1e-10)
 
 
 def test_order_statistic_interval_of_five_repeats_is_the_range():
@@ -126,6 +169,7 @@ def test_cli_writes_the_table_and_summary_atomically(tmp_path, tiny_cache):
     main([
         "--data", str(tiny_cache), "--out", str(out), "--n", "60", "--logreg-d", "2,4,8",
         "--mlp-width", "2,4", "--max-iters", "200", "--lbfgs-iters", "50", "--block", "3",
+        "--fit-min-n", "40",
     ])  # fmt: skip
     with out.open() as handle:
         reader = csv.DictReader(handle)
@@ -139,11 +183,21 @@ def test_cli_writes_the_table_and_summary_atomically(tmp_path, tiny_cache):
     assert all(int(row["peak_bytes"]) > 3 * int(row["hessian_bytes"]) for row in newton_rows)
     summary = json.loads((tmp_path / "out" / "second_order.json").read_text())
     assert set(summary["families"]) == {"logreg", "mlp"}
+    assert "CPU seconds of the process" in summary["time_basis"]  # the default --clock cpu
     logreg = summary["families"]["logreg"]
     assert logreg["n_params"] == [30, 50, 90]
+    assert logreg["fit_n_params"] == [50, 90]  # N = 30 is below --fit-min-n: not in the fits
+    assert logreg["time_exponent"]["points"] == 2
     assert math.isfinite(logreg["time_exponent"]["slope"])
     assert logreg["extrapolation"]["1e+08"]["extrapolated"] is True
     assert logreg["extrapolation"]["1e+08"]["hessian_bytes_float64"] == 8e16
+    assert logreg["crossover"]["range"] is None or logreg["crossover"]["range"][0] >= 30
+    assert logreg["hessian_method"] == ["closed_form"]
+    assert summary["families"]["mlp"]["hessian_method"] == ["autograd"]
+    assert {row["hessian_method"] for row in newton_rows} == {"closed_form", "autograd"}
+    # the closed form is timed against the generic Hessian it replaces
+    assert all(math.isfinite(v) for v in logreg["autograd_hessian_s"])
+    assert logreg["crossover_with_autograd_hessian"]["status"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["second_order.csv", "second_order.json"]
 
 

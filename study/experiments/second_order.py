@@ -14,7 +14,13 @@ first ``n`` Fashion-MNIST training images, from a family whose parameter count g
 Methods, all from the same initial point, in float64, on a flat parameter vector:
 
 * ``newton``: exact Newton with Levenberg-Marquardt damping (Nocedal & Wright 2006, ch. 3 and 10).
-  The Hessian comes from ``torch.func`` (reverse over reverse, ``jacrev(jacrev(loss))``); the step
+  The Hessian is the problem's closed form where it has one (logistic regression: two matrix
+  products, as iteratively reweighted least squares computes it), otherwise ``torch.func``'s
+  reverse over reverse ``jacrev(jacrev(loss))`` (the MLP). The generic one is also timed on every
+  problem (``autograd_hessian_s_median``): one vectorized backward pass per row, an overhead per
+  row that no first-order step pays (one core of a busy machine: 0.2 ms closed form against 7 ms
+  at N = 20, 0.1 s against 0.7 s at N = 1,290), so the crossover is also computed as if Newton had
+  used it. The step
   solves (H + λI) s = -g by Cholesky. λ starts at 0 (the L2 term keeps H positive definite for the
   convex family), grows tenfold while the factorization fails or the loss goes up, and shrinks
   tenfold after an accepted step. One iteration is one Hessian.
@@ -29,11 +35,12 @@ Methods, all from the same initial point, in float64, on a flat parameter vector
 Target: within ``rel`` (default 1e-3) relative of the lowest loss any method reached on that
 problem; ``iterations`` is the first iteration whose loss is at or below it. Time per iteration is
 measured apart from the runs, in ``repeats`` timed repeats of ``block`` iterations from the initial
-point (one iteration for Newton), and reported as the median with a distribution-free
-order-statistic interval for the median. Memory is computed from tensor sizes (PyTorch's CPU
-allocator is invisible to tracemalloc): the bytes the method holds per iteration besides the
-model's forward and backward, i.e. parameters, gradient and optimizer state, plus for Newton the
-Hessian and its Cholesky factor.
+point (for Newton, as many steps from the initial point as fill 20 ms: one at large N), and
+reported as the median with a distribution-free order-statistic interval for the median, in CPU
+seconds of the process by default (``--clock``; see ``CLOCKS``).
+Memory is computed from tensor sizes (PyTorch's CPU allocator is invisible to tracemalloc): the
+bytes the method holds per iteration besides the model's forward and backward, i.e. parameters,
+gradient and optimizer state, plus for Newton the Hessian and its Cholesky factor.
 The scaling fits, crossover and extrapolations are in :mod:`study.experiments.second_order_scaling`.
 """
 
@@ -48,9 +55,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch.func import jacrev
 
 from study.errors import ConfigError
+from study.experiments.second_order_newton import hessian, newton, time_newton
 from study.experiments.second_order_problems import (
     Problem,
     load_images,
@@ -69,49 +76,8 @@ COLUMNS = [
     "max_iters", "seconds", "s_per_iter_median", "s_per_iter_lo", "s_per_iter_hi",
     "s_per_iter_coverage", "timing_repeats", "timing_block", "s_to_target", "s_to_target_lo",
     "s_to_target_hi", "hessian_s_median", "solve_s_median", "peak_bytes", "hessian_bytes",
+    "hessian_method", "autograd_hessian_s_median",
 ]  # fmt: skip
-
-
-def hessian(loss, theta: torch.Tensor, chunk_size: int | None = 256) -> torch.Tensor:
-    """The full N×N Hessian, reverse over reverse; ``chunk_size`` rows at a time bound memory."""
-    return jacrev(jacrev(loss), chunk_size=chunk_size)(theta)
-
-
-def newton_step(loss, theta, value, damping: float, chunk_size=256):
-    """One damped Newton iteration: (θ', loss(θ'), λ', timings of Hessian and of solves)."""
-    start = time.perf_counter()
-    g = torch.func.grad(loss)(theta)
-    h = hessian(loss, theta, chunk_size)
-    built = time.perf_counter()
-    scale = float(h.diagonal().abs().mean()) or 1.0
-    while True:
-        factor, info = torch.linalg.cholesky_ex(h + damping * torch.eye(len(h), dtype=h.dtype))
-        if int(info) == 0:
-            candidate = theta + torch.cholesky_solve(-g.unsqueeze(1), factor).squeeze(1)
-            new_value = float(loss(candidate))
-            if new_value <= value:
-                return (
-                    candidate,
-                    new_value,
-                    damping / 10,
-                    built - start,
-                    time.perf_counter() - built,
-                )
-        if damping > 1e12 * scale:  # no descent even along a tiny gradient step: stationary
-            return theta, value, damping, built - start, time.perf_counter() - built
-        damping = max(10 * damping, 1e-8 * scale)
-
-
-def newton(loss, theta0, max_iters: int, tol: float = 1e-13, chunk_size=256):
-    """Damped Newton from ``theta0``: (θ, losses after 0, 1, ... iterations)."""
-    theta, damping = theta0.clone(), 0.0
-    losses = [float(loss(theta))]
-    for _ in range(max_iters):
-        theta, value, damping, _, _ = newton_step(loss, theta, losses[-1], damping, chunk_size)
-        losses.append(value)
-        if losses[-2] - value <= tol * abs(losses[-2]):
-            break
-    return theta, losses
 
 
 @dataclass(frozen=True)
@@ -159,6 +125,12 @@ METHOD_SPECS: dict[str, Method] = {
 }
 
 
+# Default sizes: N = 20..1,290 (logistic regression) and 37..874 (MLP). The smallest ones are
+# there to bracket the crossover, which lies at small N when it exists (Newton's few iterations
+# against many cheap ones); each costs well under a second.
+LOGREG_D = [1, 2, 4, 8, 16, 32, 64, 128]
+MLP_WIDTH = [1, 2, 4, 8, 16, 32]
+
 SECOND_ORDER = tuple(name for name, spec in METHOD_SPECS.items() if spec.second_order)
 
 
@@ -197,25 +169,29 @@ def first_order(method: str, problem: Problem, max_iters: int, stop_at: float) -
     return losses
 
 
-def time_per_iteration(method: str, problem: Problem, repeats: int, block: int, chunk_size=256):
-    """Seconds per iteration in ``repeats`` timings of ``block`` iterations from the start."""
-    times, hessian_s, solve_s = [], [], []
+# The timer of the iteration timings. "cpu": the process's CPU seconds (all its threads), which
+# a shared machine's other jobs leave untouched: on the 2-core machine shared with other work,
+# wall-clock timings of one run and the next differed by up to 4x at N = 1,290 and moved the
+# crossover across the largest size. One thread of CPU time is the wall time of an idle core.
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def time_per_iteration(
+    method: str, problem: Problem, repeats: int, block: int, chunk_size=256, clock=time.perf_counter
+):
+    """Seconds per iteration in ``repeats`` timings of ``block`` iterations from the start; for
+    Newton (see ``time_newton``) also its Hessian, its solves and the autograd Hessian."""
+    if method_spec(method).make is None:
+        return time_newton(problem, repeats, chunk_size, clock)
+    times = []
     for _ in range(repeats):
-        if method_spec(method).make is None:  # exact Newton: one damped step, timed in parts
-            theta = problem.theta0.clone()
-            value = float(problem.loss(theta))
-            start = time.perf_counter()
-            *_, built, solved = newton_step(problem.loss, theta, value, 0.0, chunk_size)
-            times.append(time.perf_counter() - start)
-            hessian_s.append(built), solve_s.append(solved)
-            continue
         theta = problem.theta0.clone().requires_grad_(True)
         step = _stepper(method, problem, theta)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(block):
             step()
-        times.append((time.perf_counter() - start) / block)
-    return times, hessian_s, solve_s
+        times.append((clock() - start) / block)
+    return times, [], [], []
 
 
 def peak_bytes(method: str, n: int, element: int = 8) -> tuple[int, int]:
@@ -239,7 +215,9 @@ def measure(problem: Problem, args) -> list[dict]:
         spec = method_spec(method)
         cap = getattr(args, spec.cap)
         if spec.make is None:
-            histories[method] = newton(problem.loss, problem.theta0, cap)[1]
+            histories[method] = newton(
+                problem.loss, problem.theta0, cap, hessian_of=problem.hessian
+            )[1]
         else:
             best = min((min(h) for h in histories.values()), default=-math.inf)
             stop = -math.inf if spec.second_order else best + args.rel * abs(best)
@@ -251,7 +229,9 @@ def measure(problem: Problem, args) -> list[dict]:
     for method, losses in histories.items():
         hit = next((i for i, v in enumerate(losses) if v <= target), None)
         block = max(1, min(hit or len(losses) - 1, args.block))
-        times, hessian_s, solve_s = time_per_iteration(method, problem, args.repeats, block)
+        times, hessian_s, solve_s, autograd_s = time_per_iteration(
+            method, problem, args.repeats, block, clock=CLOCKS[args.clock]
+        )
         median, lo, hi, coverage = order_statistic_interval(times)
         held, hessian_bytes = peak_bytes(method, problem.n_params)
         iterations = hit if hit is not None else len(losses) - 1
@@ -271,8 +251,16 @@ def measure(problem: Problem, args) -> list[dict]:
             "s_to_target_hi": iterations * hi if hit is not None else math.nan,
             "hessian_s_median": _median(hessian_s), "solve_s_median": _median(solve_s),
             "peak_bytes": held, "hessian_bytes": hessian_bytes,
+            "hessian_method": _hessian_method(spec, problem),
+            "autograd_hessian_s_median": _median(autograd_s),
         })  # fmt: skip
     return rows
+
+
+def _hessian_method(spec: Method, problem: Problem) -> str:
+    if spec.make is not None:
+        return ""
+    return "autograd" if problem.hessian is None else "closed_form"
 
 
 def _median(values: list[float]) -> float:
@@ -300,15 +288,24 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--out", required=True, help="CSV to write (one row per problem, method)")
     parser.add_argument("--summary", help="JSON summary to write (default: the CSV's .json)")
     parser.add_argument("--n", type=int, default=500, help="training images (full batch)")
-    parser.add_argument("--logreg-d", type=_sizes, default=[8, 16, 32, 64, 128], help="features")
-    parser.add_argument("--mlp-width", type=_sizes, default=[4, 8, 16, 32], help="hidden units")
+    parser.add_argument("--logreg-d", type=_sizes, default=LOGREG_D, help="features")
+    parser.add_argument("--mlp-width", type=_sizes, default=MLP_WIDTH, help="hidden units")
     parser.add_argument("--methods", type=lambda s: tuple(s.split(",")), default=METHODS)
     parser.add_argument("--max-iters", type=int, default=2000, help="cap for gd, momentum, adam")
     parser.add_argument("--lbfgs-iters", type=int, default=500, help="cap for lbfgs")
-    parser.add_argument("--newton-iters", type=int, default=30, help="cap for newton")
+    # 100, not the handful a convex problem needs: on the MLP the damping starts large where the
+    # Hessian is indefinite and shrinks only tenfold per accepted step, and Newton stopped on its
+    # own after 27, 47 and 68 iterations at widths 1, 2 and 4; a cap of 30 kept it from the target.
+    parser.add_argument("--newton-iters", type=int, default=100, help="cap for newton")
+    # Below ~90 parameters a Newton step costs a fixed ~2 ms of dispatch whatever N is: a power
+    # law fitted there would flatten the exponent that the extrapolation to 1e6 rests on.
+    parser.add_argument("--fit-min-n", type=int, default=90, help="smallest N in the exponent fits")
     parser.add_argument("--rel", type=float, default=1e-3, help="target: within rel of the best")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per method (>= 5)")
     parser.add_argument("--block", type=int, default=20, help="iterations per timed repeat")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="cpu", help="timer of the iteration timings"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -337,8 +334,13 @@ def main(argv: list[str] | None = None) -> None:
                     f"s/iter={row['s_per_iter_median']:.2e} loss={row['final_loss']:.6f}",
                     flush=True,
                 )
-    summary = summarize(rows, second_order="newton", rel=args.rel)
+    summary = summarize(rows, second_order="newton", rel=args.rel, fit_min_n=args.fit_min_n)
     summary["seconds_total"] = time.perf_counter() - start
+    summary["time_basis"] = (
+        f"median of timed repeats of a Newton iteration (Hessian + Cholesky solve), in "
+        f"{'CPU seconds of the process' if args.clock == 'cpu' else 'wall-clock seconds'} "
+        f"on {args.threads} thread(s)"
+    )
     write_csv(rows, args.out)
     out = args.summary or str(args.out).rsplit(".", 1)[0] + ".json"
     write_text(out, json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")

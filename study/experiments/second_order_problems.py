@@ -32,6 +32,9 @@ class Problem:
     theta0: torch.Tensor
     lr: float  # 1/L for gradient descent and momentum
     n_samples: int
+    # The exact Hessian in closed form where the family has one (logistic regression); None:
+    # Newton builds it by automatic differentiation (study.experiments.second_order.hessian).
+    hessian: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def n_params(self) -> int:
@@ -81,7 +84,34 @@ def logreg_problem(x: torch.Tensor, y: torch.Tensor, d: int, l2: float = L2, see
     loss, theta0 = flat_objective(model, features, y, l2)
     xt = torch.cat([features, torch.ones(len(features), 1, dtype=DTYPE)], dim=1)
     smoothness = float(torch.linalg.eigvalsh(xt.T @ xt / len(xt))[-1]) / 2 + l2
-    return Problem(f"logreg-d{d}", "logreg", d, loss, theta0, 1 / smoothness, len(x))
+    hessian = logreg_hessian(features, l2)
+    return Problem(f"logreg-d{d}", "logreg", d, loss, theta0, 1 / smoothness, len(x), hessian)
+
+
+def logreg_hessian(features: torch.Tensor, l2: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The exact Hessian of ``logreg_problem``'s loss in closed form, in θ's layout (weight rows,
+    then bias), with M = [W | b] acting on x̃ = [x, 1]:
+
+        ∂²/∂M_cj ∂M_c'j' = (1/n) Σ_i (p_ic δ_cc' - p_ic p_ic') x̃_ij x̃_ij' + l2 δ,
+
+    i.e. block-diagonal X̃ᵀ diag(p_c) X̃ minus ZᵀZ with Z_i = p_i ⊗ x̃_i: two matrix products,
+    O(n N²), where automatic differentiation runs one vectorized backward pass per row.
+    """
+    n, d = features.shape
+    xt = torch.cat([features, torch.ones(n, 1, dtype=features.dtype)], dim=1)
+    weight = torch.arange(CLASSES * d)
+    layout = torch.cat([weight // d * (d + 1) + weight % d, torch.arange(CLASSES) * (d + 1) + d])
+    ridge = l2 * torch.eye(CLASSES * (d + 1), dtype=features.dtype)
+
+    def hessian(theta: torch.Tensor) -> torch.Tensor:
+        w, b = theta[: CLASSES * d].view(CLASSES, d), theta[CLASSES * d :]
+        p = torch.softmax(features @ w.T + b, dim=1)
+        blocks = torch.einsum("ic,ij,ik->cjk", p, xt, xt)
+        z = (p.unsqueeze(2) * xt.unsqueeze(1)).reshape(n, -1)
+        h = (torch.block_diag(*blocks) - z.T @ z) / n + ridge
+        return h[layout][:, layout]
+
+    return hessian
 
 
 def mlp_problem(x: torch.Tensor, y: torch.Tensor, width: int, l2: float = L2, seed: int = 0):

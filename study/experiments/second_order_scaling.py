@@ -3,7 +3,9 @@
 Cost per iteration is modelled as ``c · N^k``: ``k`` is the least-squares slope of log cost against
 log N, with a Student-t interval (exact for normal residuals on the log scale). The crossover is the
 N at which the fastest first-order method's wall time to the target drops below Newton's,
-interpolated linearly in log-log between the two measured sizes that bracket it.
+interpolated linearly in log-log between the two measured sizes that bracket it (both reported).
+It is also computed as if Newton had built its Hessian by autograd, to separate the algorithm's
+cost from that of a generic Hessian.
 """
 
 from __future__ import annotations
@@ -93,38 +95,82 @@ def _exp(v: float) -> float:
 def crossover(n: Sequence[float], t_second: Sequence[float], t_first: Sequence[float]) -> dict:
     """The N where first-order wall time to the target drops below second-order's.
 
-    Interpolated on log-log between the last pair of measured sizes where the sign of
-    log(t_second / t_first) turns positive ("measured"). If first-order methods are faster at
-    every size, "first_order_faster_everywhere" (crossover below the smallest N); if never,
-    both curves are fitted as power laws and their intersection is returned ("extrapolated",
-    or "none" when the fitted curves do not meet beyond the measured sizes).
+    Every answer names the sizes compared (``range``: smallest and largest N at which both reached
+    the target) and ``bracket``, the two measured sizes the crossover lies between (None for an
+    open side). Interpolated on log-log between the last pair of measured sizes where the sign of
+    log(t_second / t_first) turns positive ("measured", with the number of ``changes`` of the
+    faster method over the sizes: 1 for a clean crossing). If first-order methods are faster at
+    every size, "first_order_faster_everywhere" (below the smallest N: bracket [None, smallest]);
+    if never, both curves are fitted as power laws and their intersection is returned
+    ("extrapolated", bracket [largest, None]; or "none" when the fitted curves do not meet beyond
+    the measured sizes). A side that never reached the target leaves nothing to compare.
     """
     pts = sorted(
         (a, math.log(b / c), b, c) for a, b, c in zip(n, t_second, t_first, strict=True)
         if all(math.isfinite(v) and v > 0 for v in (a, b, c))
     )  # fmt: skip
+    for name, times in (("second_order", t_second), ("first_order", t_first)):
+        if not any(math.isfinite(v) and v > 0 for v in times):
+            return {"n": None, "status": f"{name}_never_reached", "range": None, "bracket": None}
     if len(pts) < 2:
-        return {"n": None, "status": "too_few_sizes"}
+        return {"n": None, "status": "too_few_sizes", "range": None, "bracket": None}
+    span = [pts[0][0], pts[-1][0]]
     gap = [p[1] for p in pts]
+    changes = sum((g0 > 0) != (g1 > 0) for g0, g1 in zip(gap[:-1], gap[1:], strict=True))
     if all(g > 0 for g in gap):
-        return {"n": None, "status": "first_order_faster_everywhere"}
+        return _cross(None, "first_order_faster_everywhere", span, [None, span[0]])
     for (n0, g0, *_), (n1, g1, *_) in reversed(list(zip(pts[:-1], pts[1:], strict=True))):
         if g0 <= 0 < g1:
             frac = -g0 / (g1 - g0)
-            return {"n": math.exp(math.log(n0) + frac * math.log(n1 / n0)), "status": "measured"}
+            at = math.exp(math.log(n0) + frac * math.log(n1 / n0))
+            return _cross(at, "measured", span, [n0, n1], changes)
     if gap[-1] > 0:  # faster first-order at the large end, after a non-monotone stretch
-        return {"n": None, "status": "ambiguous"}
+        return _cross(None, "ambiguous", span, None)
     second = fit_power_law([p[0] for p in pts], [p[2] for p in pts])
     first = fit_power_law([p[0] for p in pts], [p[3] for p in pts])
     dk = second["slope"] - first["slope"]
     if dk <= 0:
-        return {"n": None, "status": "none"}
+        return _cross(None, "none", span, [span[1], None])
     log_n = (first["intercept"] - second["intercept"]) / dk
-    return {"n": math.exp(log_n) if log_n < 700 else math.inf, "status": "extrapolated"}
+    at = math.exp(log_n) if log_n < 700 else math.inf
+    return _cross(at, "extrapolated", span, [span[1], None])
 
 
-def summarize(rows: list[dict], second_order: str = "newton", rel: float = 1e-3) -> dict:
-    """Per problem family: Newton's time and memory exponents, the crossover, extrapolations."""
+def _cross(at, status: str, span: list, bracket: list | None, changes: int = 0) -> dict:
+    """``changes``: how often the faster method changes across the measured sizes; more than one
+    means timings within noise of each other somewhere, and the last change is the one reported."""
+    return {"n": at, "status": status, "range": span, "bracket": bracket, "changes": changes}
+
+
+def _best_first_order(rows: list[dict], sizes: list[int]) -> list[float]:
+    """The fastest first-order (not quasi-Newton) wall time to the target at each size."""
+    best = []
+    for size in sizes:
+        times = [
+            r["s_to_target"] for r in rows
+            if r["n_params"] == size and r["method"] not in ("newton", "lbfgs")
+            and r["target_reached"]
+        ]  # fmt: skip
+        best.append(min(times, default=math.nan))
+    return best
+
+
+def _with_autograd_hessian(row: dict) -> float:
+    """Newton's wall time to the target had it built its Hessian by autograd: the timed step with
+    its own Hessian's time replaced by the autograd one's."""
+    own, autograd = row.get("hessian_s_median"), row.get("autograd_hessian_s_median")
+    if own is None or autograd is None or not all(map(math.isfinite, (own, autograd))):
+        return math.nan
+    return (
+        row["s_to_target"] / row["s_per_iter_median"] * (row["s_per_iter_median"] - own + autograd)
+    )
+
+
+def summarize(
+    rows: list[dict], second_order: str = "newton", rel: float = 1e-3, fit_min_n: float = 0
+) -> dict:
+    """Per problem family: Newton's time and memory exponents (fitted on the sizes of at least
+    ``fit_min_n`` parameters), the crossover (over every size), extrapolations."""
     families = {}
     for family in sorted({r["family"] for r in rows}):
         mine = [r for r in rows if r["family"] == family]
@@ -134,32 +180,30 @@ def summarize(rows: list[dict], second_order: str = "newton", rel: float = 1e-3)
         if not newton:
             continue
         sizes = [r["n_params"] for r in newton]
-        time_fit = fit_power_law(sizes, [r["s_per_iter_median"] for r in newton])
-        memory_fit = fit_power_law(sizes, [r["peak_bytes"] for r in newton])
-        parts = {
-            part: _public(fit_power_law(sizes, [r[f"{part}_s_median"] for r in newton]))
-            for part in ("hessian", "solve")
-        }
-        first_best = []
-        for size in sizes:
-            times = [
-                r["s_to_target"] for r in mine
-                if r["n_params"] == size and r["method"] not in ("newton", "lbfgs")
-                and r["target_reached"]
-            ]  # fmt: skip
-            first_best.append(min(times, default=math.nan))
+        fitted = [r for r in newton if r["n_params"] >= fit_min_n]
+        time_fit, memory_fit, hessian_fit, solve_fit = (
+            fit_power_law([r["n_params"] for r in fitted], [r[column] for r in fitted])
+            for column in ("s_per_iter_median", "peak_bytes", "hessian_s_median", "solve_s_median")
+        )
+        first_best = _best_first_order(mine, sizes)
         cross = crossover(sizes, [r["s_to_target"] for r in newton], first_best)
+        autograd_s = [_with_autograd_hessian(r) for r in newton]
         families[family] = {
             "n_params": sizes,
+            "fit_n_params": [r["n_params"] for r in fitted],
             "time_exponent": _public(time_fit),
             "memory_exponent": _public(memory_fit),
-            "hessian_time_exponent": parts["hessian"],
-            "solve_time_exponent": parts["solve"],
+            "hessian_time_exponent": _public(hessian_fit),
+            "solve_time_exponent": _public(solve_fit),
             "time_grows_at_least_quadratically": grows_at_least(time_fit, 2.0),
             "memory_grows_at_least_quadratically": grows_at_least(memory_fit, 2.0),
             "crossover": cross,
             "newton_s_to_target": [r["s_to_target"] for r in newton],
             "best_first_order_s_to_target": first_best,
+            "hessian_method": sorted({r.get("hessian_method") or "autograd" for r in newton}),
+            "hessian_s": [r["hessian_s_median"] for r in newton],
+            "autograd_hessian_s": [r.get("autograd_hessian_s_median", math.nan) for r in newton],
+            "crossover_with_autograd_hessian": crossover(sizes, autograd_s, first_best),
             "extrapolation": {
                 f"{n:.0e}": {
                     "extrapolated": n > max(sizes),

@@ -310,8 +310,10 @@ FOREST_CAPTION = (
 )
 SECOND_ORDER_CAPTION = (
     "Newton's method: seconds and bytes per iteration against the number of parameters N on "
-    "log-log axes, with the fitted power laws (solid over the measured sizes, dashed where they "
-    "are extrapolated to 1e8), and iterations to the target per method."
+    "log-log axes, with the fitted power laws (solid over the sizes fitted, dashed where they "
+    "are extrapolated to 1e8); iterations to the target per method; and wall time to the target "
+    "of Newton and of the fastest first-order method, with the crossover marked (vertical line) "
+    "over the two measured sizes that bracket it (shaded)."
 )
 
 

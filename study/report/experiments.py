@@ -223,6 +223,64 @@ def _exponent(fit: dict | None) -> str:
     return f"{fmt(fit['slope'])} [{fmt(fit['lo'])}, {fmt(fit['hi'])}]"
 
 
+_CROSSOVER_WORDS = {
+    "measured": "N ≈ {n} (between the measured N {lo} and {hi})",
+    "first_order_faster_everywhere": (
+        "none in the measured {span}: first-order faster at every size (below N {first})"
+    ),
+    "extrapolated": (
+        "none in the measured {span}: Newton faster at every size; the fitted laws meet at "
+        "N ≈ {n} (extrapolation)"
+    ),
+    "none": "none: Newton faster at every size of the measured {span}; the fitted laws never meet",
+    "ambiguous": "ambiguous: the faster method changes more than once in the measured {span}",
+    "second_order_never_reached": "none: Newton reached the target at no size",
+    "first_order_never_reached": "none: no first-order method reached the target at any size",
+    "too_few_sizes": "n/a: fewer than two sizes where both reached the target",
+}
+
+
+def crossover_text(cross: dict | None) -> str:
+    """The crossover in words, with the measured sizes that bracket it or the range it lies
+    outside of; "n/a" when it was not computed."""
+    if not cross or cross.get("status") not in _CROSSOVER_WORDS:
+        return "n/a"
+    span, bracket = cross.get("range") or [None, None], cross.get("bracket") or [None, None]
+    changes = cross.get("changes") or 0
+    noisy = f"; the faster method changes {changes} times over the sizes" if changes > 1 else ""
+    return (
+        _CROSSOVER_WORDS[cross["status"]].format(
+            n=fmt(cross.get("n")),
+            lo=count(bracket[0]) if bracket[0] else "",
+            hi=count(bracket[1]) if bracket[1] else "",
+            span=f"N {count(span[0])}–{count(span[1])}" if span[0] else "",
+            first=count(span[0]) if span[0] else "",
+        )
+        + noisy
+    )
+
+
+def _fit_sizes(info: dict) -> str:
+    """The sizes the exponents were fitted on, as a range ("N 90–1,290"), or all of them."""
+    fitted = info.get("fit_n_params", info.get("n_params", []))
+    return f"N {count(fitted[0])}–{count(fitted[-1])}" if fitted else "n/a"
+
+
+def _hessian_text(info: dict) -> str:
+    """How Newton built its Hessian, and the cost of the closed form against autograd's at the
+    smallest and largest sizes (the per-row overhead of a generic Hessian)."""
+    method = ", ".join(info.get("hessian_method", [])).replace("_", " ") or "n/a"
+    own, generic = info.get("hessian_s", []), info.get("autograd_hessian_s", [])
+    if "closed_form" not in info.get("hessian_method", []) or not own:
+        return method
+    sizes = info.get("n_params", [])
+    parts = [
+        f"N {count(sizes[i])}: {fmt(own[i] * 1e3)} ms vs {fmt(generic[i] * 1e3)} ms by autograd"
+        for i in sorted({0, len(own) - 1})
+    ]
+    return f"{method} ({'; '.join(parts)})"
+
+
 def second_order(scale_dir: Path) -> dict[str, Any] | None:
     """Newton's cost exponents with their intervals, the crossover with first-order methods and the
     extrapolations (labelled as such), from second_order.json; None when it was not run."""
@@ -233,7 +291,6 @@ def second_order(scale_dir: Path) -> dict[str, Any] | None:
     families = []
     for family, info in summary.get("families", {}).items():
         cross = info.get("crossover") or {}
-        n = cross.get("n")
         extrapolations = [
             {
                 "n": size,
@@ -248,11 +305,12 @@ def second_order(scale_dir: Path) -> dict[str, Any] | None:
             {
                 "family": family,
                 "sizes": ", ".join(count(s) for s in info.get("n_params", [])),
+                "fit_sizes": _fit_sizes(info),
                 "time_exponent": _exponent(info.get("time_exponent")),
                 "memory_exponent": _exponent(info.get("memory_exponent")),
-                "crossover": f"N ≈ {fmt(n)} ({cross.get('status')})"
-                if n is not None
-                else str(cross.get("status", "n/a")).replace("_", " "),
+                "crossover": crossover_text(cross),
+                "hessian": _hessian_text(info),
+                "autograd_crossover": crossover_text(info.get("crossover_with_autograd_hessian")),
                 "extrapolations": extrapolations,
             }
         )
