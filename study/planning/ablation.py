@@ -15,13 +15,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from omegaconf import OmegaConf
 
 from study.config import ConfigError, compose, validate
 from study.paths import run_folder
 from study.planning.comparisons import confound, differing_keys, flat
 from study.planning.search import TuningRun, parse_tune, spread, tuning_runs
+from study.planning.yaml_file import YamlFileError, read_yaml
 from study.schemas import DocumentError, validate_document
 
 __all__ = [
@@ -112,39 +112,6 @@ class Run:
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loading that refuses duplicate keys instead of silently keeping the last one."""
-
-
-def _construct_mapping(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise AblationError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_yaml(path: Path):
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise AblationError(f"{path}: cannot read ({err.strerror})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except AblationError as err:
-        raise AblationError(f"{path}: {err}; keep one") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise AblationError(f"{path}: YAML does not parse{where}: {problem}") from None
 
 
 def _fail(path: Path, message: str, variant: str | None = None) -> AblationError:
@@ -273,7 +240,11 @@ def _comparisons(path: Path, compare, variants: dict, baseline: str) -> list[Com
 
 def load_ablation(path: str | Path) -> Ablation:
     """Read and check one ablation file's structure (overrides are checked by :func:`plan`)."""
-    return parse_ablation(Path(path), read_yaml(Path(path)))
+    try:
+        data = read_yaml(Path(path))
+    except YamlFileError as err:
+        raise AblationError(str(err)) from None
+    return parse_ablation(Path(path), data)
 
 
 def load_ablations(directory: str | Path) -> dict[str, Ablation]:
