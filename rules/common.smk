@@ -3,6 +3,7 @@
 import re
 import shlex
 import sys
+from pathlib import PurePosixPath
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -146,85 +147,83 @@ RUNS_PER_JOB = int(config.get("runs_per_job", 1))
 RUN_FILES = ("metrics.json", "history.csv", "model.pt", "config.yaml")
 
 
-def batched(jobs, member, size):
-    """{members tuple: ["<ablation>/<variant>", ...]}: each variant's jobs in plan order, cut
-    into batches of ``size``."""
-    by_variant = {}
-    for job in jobs:
-        by_variant.setdefault(f"{job.ablation}/{job.variant}", []).append(str(member(job)))
-    groups = {}
-    for pair, items in by_variant.items():
-        for i in range(0, len(items), size):
-            groups.setdefault(tuple(items[i : i + size]), []).append(pair)
-    return groups
-
-
-TRAIN_BATCHES = batched(PLAN.runs, lambda r: r.seed, RUNS_PER_JOB)
-# A tuning run is a level (the searched value) at a tuning seed: "<level>@<seed>".
-TUNING_BATCHES = batched(PLAN.tuning, lambda t: f"{t.level}@{t.seed}", RUNS_PER_JOB)
-
-
-def level_seed(member):
-    level, seed = member.split("@")
-    return level, seed
-
-
-def batch_rules(kind, groups):
-    """(rule name, members, variants) per group; the largest group's rule is named ``kind``."""
-    ordered = sorted(groups.items(), key=lambda g: -len(g[1]))
-    return [(kind if i == 0 else f"{kind}_{i}", m, p) for i, (m, p) in enumerate(ordered)]
-
-
-def pair_pattern(pairs):
-    return "|".join(re.escape(p) for p in pairs)
-
-
-def pair_path(path_of, name, member):
-    """A run file's pattern with one {pair} wildcard for "<ablation>/<variant>"."""
-    return path_of(name, "{ablation}", "{variant}", member).replace("{ablation}/{variant}", "{pair}")
-
-
-def tuning_pair_path(name, member):
-    """A tuning run file's pattern with the {pair} wildcard, for a "<level>@<seed>" member."""
-    return tuning_path(name, "{ablation}", "{variant}", *level_seed(member)).replace(
-        "{ablation}/{variant}", "{pair}"
-    )
-
-
-def split_pair(wildcards):
-    return wildcards.pair.split("/", 1)
-
-
-def batch_run(wildcards):
-    """The batch's first run: the batch shares its overrides, dataset and device."""
-    ablation, variant = split_pair(wildcards)
-    return next(r for r in PLAN.runs if r.ablation == ablation and r.variant == variant)
-
-
-def batch_tuning_run(wildcards):
-    ablation, variant = split_pair(wildcards)
-    return next(t for t in PLAN.tuning if t.ablation == ablation and t.variant == variant)
-
-
-def selection_input(run):
+def selection_input(job):
     """The selection file a tuned run reads: its own ablation's, or the one tuned_from names."""
-    return [str(S.selection(run.selection[0]))] if run.selection else []
+    selection = getattr(job, "selection", None)
+    return [str(S.selection(selection[0]))] if selection else []
 
 
-def tuned_lr(run, input):
-    """train.lr_from for a tuned run; <json>@<entry> when its entry is another variant's."""
-    if not input.selection:
+def tuned_lr(job):
+    """train.lr_from for a tuned run; <json>@<entry> when its entry is another variant's (a grid
+    cell reading the rate its optimizer was tuned to in another ablation)."""
+    selection = getattr(job, "selection", None)
+    if not selection:
         return []
-    entry = "" if run.selection[1] == run.variant else f"@{run.selection[1]}"
-    return [f"train.lr_from={input.selection[0]}{entry}"]
+    entry = "" if selection[1] == job.variant else f"@{selection[1]}"
+    return [f"train.lr_from={S.selection(selection[0])}{entry}"]
 
 
-def where(job):
-    """The run's place in the study, shared by the batch."""
-    return [f"run.ablation={job.ablation}", f"run.variant={job.variant}",
-            f"run.cache={S.data_cache(job.dataset)}"]  # fmt: skip
+def upstream(job):
+    """What a run waits for besides its own config: its ablation's tuning selection (final runs
+    of a tuned variant), its data cache, and a GPU or not. Runs batched together share it, so no
+    run waits for an input it does not need and no batch joins two branches of the DAG."""
+    return (job.ablation, tuple(selection_input(job)), job.dataset, job.device)
 
 
-def members(overrides):
+def batched(jobs, size):
+    """The jobs in plan order, cut into batches of ``size`` runs with the same upstream inputs:
+    a batch spans the variants (and seeds, or tuning levels) of one ablation."""
+    groups = {}
+    for job in jobs:
+        groups.setdefault(upstream(job), []).append(job)
+    return [runs[i : i + size] for runs in groups.values() for i in range(0, len(runs), size)]
+
+
+TRAIN_BATCHES = batched(PLAN.runs, RUNS_PER_JOB)
+TUNING_BATCHES = batched(PLAN.tuning, RUNS_PER_JOB)
+# Shift evaluations follow the training batches: a batch's saved models are scored by one job.
+SHIFT_BATCHES = [b for b in TRAIN_BATCHES if ABLATIONS[b[0].ablation].shift]
+
+
+def run_dir(run):
+    return S.run(run.ablation, run.variant, run.seed)
+
+
+def tuning_dir(run):
+    return S.tuning_run(run.ablation, run.variant, run.level, run.seed)
+
+
+def batch_rules(kind, batches):
+    """(rule name, batch) per batch; the first keeps the plain name ``kind``."""
+    return [(kind if i == 0 else f"{kind}_{i}", batch) for i, batch in enumerate(batches)]
+
+
+def batch_log(kind, batch):
+    """The job's log, named after its runs: <ablation>/<variant>_seed<k>+<variant>_seed<k>...
+    (tuning runs: <variant>_<level>_seed<k>)."""
+    runs = "+".join("_".join(PurePosixPath(job.folder).parts[2:]) for job in batch)
+    return str(S.log(f"{kind}/{batch[0].ablation}/{runs}"))
+
+
+def shared_overrides(batch):
+    """The overrides every run of the batch has: its place in the study and its inputs."""
+    job = batch[0]
+    return quoted([f"run.ablation={job.ablation}", f"run.cache={S.data_cache(job.dataset)}"])
+
+
+def members(batch, folder):
     """Each run's own overrides after a ``--`` (python -m study.train's batch form)."""
-    return " ".join(f"-- {o}" for o in overrides)
+    own = [
+        [*job.overrides, *tuned_lr(job), f"run.variant={job.variant}", f"seed={job.seed}",
+         f"run.out={folder(job)}"]
+        for job in batch
+    ]  # fmt: skip
+    return " ".join(f"-- {quoted(overrides)}" for overrides in own)
+
+
+def profile_resources(kind):
+    """The resources a profile sets for ``kind`` (set-resources in profiles/slurm), given to each
+    batch's own rules too: a batch of runs needs the time and memory of a ``train`` (``tune``)
+    job, which set-resources gives only to the rules named so."""
+    settings = workflow.resource_settings.overwrite_resources.get(kind, {})
+    return {name: getattr(value, "raw", value) for name, value in settings.items()}

@@ -1,24 +1,54 @@
 # Evaluation of saved models: adding a shift or a metric here never retrains.
 
 
-rule shift:
-    input:
-        model=run_path("model.pt"),
-        config=run_path("config.yaml"),
-        cache=lambda wc: str(S.data_cache(run_of(wc).dataset)),
-        settings="conf/shift.yaml",
-    output:
-        run_path("shift.csv"),
-    log:
-        str(S.log("shift/{ablation}_{variant}_seed{seed}")),
-    params:
-        run=lambda wc: str(S.run(wc.ablation, wc.variant, wc.seed)),
-    threads: TRAIN_THREADS
-    conda:
-        "../envs/study.yaml"
-    shell:
-        "python -m study.experiments.shift --run {params.run} --data {input.cache}"
-        " --threads {threads} --settings {input.settings} 2> {log}"
+if RUNS_PER_JOB == 1:
+
+    rule shift:
+        input:
+            model=run_path("model.pt"),
+            config=run_path("config.yaml"),
+            cache=lambda wc: str(S.data_cache(run_of(wc).dataset)),
+            settings="conf/shift.yaml",
+        output:
+            run_path("shift.csv"),
+        log:
+            str(S.log("shift/{ablation}_{variant}_seed{seed}")),
+        params:
+            runs=lambda wc: f"--run {S.run(wc.ablation, wc.variant, wc.seed)}",
+        threads: TRAIN_THREADS
+        conda:
+            "../envs/study.yaml"
+        shell:
+            "python -m study.experiments.shift {params.runs} --data {input.cache}"
+            " --threads {threads} --settings {input.settings} 2> {log}"
+
+else:
+    # The runs of a training batch are scored under shift by one job too (one start-up), as
+    # soon as that batch has trained.
+    for _name, _batch in batch_rules("shift", SHIFT_BATCHES):
+
+        rule:
+            name:
+                _name
+            input:
+                models=[run_path("model.pt", r.ablation, r.variant, r.seed) for r in _batch],
+                configs=[run_path("config.yaml", r.ablation, r.variant, r.seed) for r in _batch],
+                cache=str(S.data_cache(_batch[0].dataset)),
+                settings="conf/shift.yaml",
+            output:
+                [run_path("shift.csv", r.ablation, r.variant, r.seed) for r in _batch],
+            log:
+                batch_log("shift", _batch),
+            params:
+                runs=" ".join(
+                    f"--run {quoted([str(S.run(r.ablation, r.variant, r.seed))])}" for r in _batch
+                ),
+            threads: TRAIN_THREADS
+            conda:
+                "../envs/study.yaml"
+            shell:
+                "python -m study.experiments.shift {params.runs} --data {input.cache}"
+                " --threads {threads} --settings {input.settings} 2> {log}"
 
 
 rule second_order:

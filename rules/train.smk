@@ -33,8 +33,9 @@ rule select_lr:
         " {params.searched} --out {output.json} {input} > {log}"
 
 
-# One run per job (runs_per_job: 1) or several: a job then trains a batch of seeds of one variant
-# (or the learning-rate levels of one tuning sweep) in one process, paying the start-up once.
+# One run per job (runs_per_job: 1) or several: a job then trains a batch of runs of one ablation,
+# across its variants and seeds (tuning runs: across its levels and variants), one after another
+# in one process, paying the start-up (about 2 s: Python, torch, Hydra) once per batch.
 if RUNS_PER_JOB == 1:
 
     rule tune:
@@ -74,7 +75,7 @@ if RUNS_PER_JOB == 1:
             run_path("train.log"),
         params:
             overrides=lambda wc: quoted(run_of(wc).overrides),
-            tuned=lambda wc, input: quoted(tuned_lr(run_of(wc), input)),
+            tuned=lambda wc: quoted(tuned_lr(run_of(wc))),
             out=lambda wc: str(S.run(wc.ablation, wc.variant, wc.seed)),
         threads: TRAIN_THREADS
         resources:
@@ -87,69 +88,54 @@ if RUNS_PER_JOB == 1:
             " run.variant={wildcards.variant} run.cache={input.cache} run.verbose=false"
 
 else:
-    # One rule per distinct tuple of seeds (levels); its {pair} wildcard is "<ablation>/<variant>"
-    # restricted to the variants batched that way, so no two rules can make the same file. The
-    # largest group keeps the plain name (train, tune) that profiles and --until refer to.
-    # Outputs are flagged update: a rerun after a kill keeps the runs already finished (the
-    # job skips them) instead of deleting them first.
-    for _name, _seeds, _pairs in batch_rules("train", TRAIN_BATCHES):
+    # One rule per batch, its runs' files as outputs (no wildcards: a batch's runs differ in
+    # variant and seed). The first batch's rule keeps the plain name (train, tune) that --until
+    # refers to; every batch rule takes the resources a profile sets for that name. Outputs are
+    # flagged update: a rerun after a kill keeps the runs already finished (the job skips them)
+    # instead of deleting them first.
+    for _name, _batch in batch_rules("train", TRAIN_BATCHES):
 
         rule:
             name:
                 _name
             input:
-                cache=lambda wc: str(S.data_cache(batch_run(wc).dataset)),
-                selection=lambda wc: selection_input(batch_run(wc)),
+                cache=str(S.data_cache(_batch[0].dataset)),
+                selection=selection_input(_batch[0]),
             output:
-                [update(pair_path(run_path, n, s)) for s in _seeds for n in RUN_FILES],
+                [update(str(run_dir(r) / n)) for r in _batch for n in RUN_FILES],
             log:
-                str(S.log(f"train/{{pair}}_seeds_{'_'.join(_seeds)}")),
+                batch_log("train", _batch),
             params:
-                shared=lambda wc, input: quoted(
-                    [
-                        *batch_run(wc).overrides,
-                        *tuned_lr(batch_run(wc), input),
-                        *where(batch_run(wc)),
-                    ]
-                ),
-                members=lambda wc, seeds=_seeds: members(
-                    f"seed={s} run.out={S.run(*split_pair(wc), s)}" for s in seeds
-                ),
+                shared=shared_overrides(_batch),
+                members=members(_batch, run_dir),
             threads: TRAIN_THREADS
             resources:
-                gpu=lambda wc: gpus(batch_run(wc)),
-            wildcard_constraints:
-                pair=pair_pattern(_pairs),
+                gpu=gpus(_batch[0]),
+                **profile_resources("train"),
             conda:
                 "../envs/study.yaml"
             shell:
                 "python -m study.train {params.shared} threads={threads} run.verbose=false"
                 " {params.members} 2> {log}"
 
-    for _name, _levels, _pairs in batch_rules("tune", TUNING_BATCHES):
+    for _name, _batch in batch_rules("tune", TUNING_BATCHES):
 
         rule:
             name:
                 _name
             input:
-                cache=lambda wc: str(S.data_cache(batch_tuning_run(wc).dataset)),
+                cache=str(S.data_cache(_batch[0].dataset)),
             output:
-                [update(tuning_pair_path(n, m)) for m in _levels for n in RUN_FILES],
+                [update(str(tuning_dir(t) / n)) for t in _batch for n in RUN_FILES],
             log:
-                str(S.log(f"tune/{{pair}}_{_name}")),
+                batch_log("tune", _batch),
             params:
-                shared=lambda wc: quoted(where(batch_tuning_run(wc))),
-                members=lambda wc, levels=_levels: members(
-                    quoted(TUNING[(*split_pair(wc), *level_seed(m))].overrides)
-                    + f" seed={level_seed(m)[1]}"
-                    + f" run.out={S.tuning_run(*split_pair(wc), *level_seed(m))}"
-                    for m in levels
-                ),
+                shared=shared_overrides(_batch),
+                members=members(_batch, tuning_dir),
             threads: TRAIN_THREADS
             resources:
-                gpu=lambda wc: gpus(batch_tuning_run(wc)),
-            wildcard_constraints:
-                pair=pair_pattern(_pairs),
+                gpu=gpus(_batch[0]),
+                **profile_resources("tune"),
             conda:
                 "../envs/study.yaml"
             shell:

@@ -351,6 +351,22 @@ def test_cli_writes_shift_csv(tmp_path, cache, capsys):
     assert "shift.csv" in capsys.readouterr().out
 
 
+def test_cli_scores_several_runs_each_as_alone_and_fails_if_one_fails(tmp_path, cache, capsys):
+    batchnorm, layernorm = make_run(tmp_path / "bn"), make_run(tmp_path / "ln", norm="layernorm")
+    assert shift.main(["--run", str(layernorm), "--data", str(cache), "--threads", "1"]) == 0
+    alone = (layernorm / "shift.csv").read_text()
+    (layernorm / "shift.csv").unlink()
+    broken = make_run(tmp_path / "broken")
+    (broken / "model.pt").unlink()
+    argv = ["--run", str(batchnorm), "--run", str(broken), "--run", str(layernorm)]
+    assert shift.main([*argv, "--data", str(cache), "--threads", "1"]) != 0
+    # the run after the broken one is still scored, and scored as it is alone
+    assert (layernorm / "shift.csv").read_text() == alone
+    assert (batchnorm / "shift.csv").is_file() and not (broken / "shift.csv").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken/model.pt" in err[0]
+
+
 @pytest.mark.parametrize("missing", ["model.pt", "config.yaml"])
 def test_cli_names_a_missing_file_and_writes_nothing(tmp_path, cache, capsys, missing):
     run = make_run(tmp_path / "run")

@@ -185,8 +185,9 @@ def test_a_preempted_run_is_requeued_and_continues_from_its_checkpoint(slurm_clu
             assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint written"
             time.sleep(0.05)
         # What a preemption with PreemptMode=REQUEUE does: stop the job, put it back in the queue.
-        # One job trains the seeds of the variant (runs_per_job): its wildcard is the variant.
-        job = slurm_job_of("rule_train_wildcards_regularization_none")
+        # One job trains a batch of runs (runs_per_job), a rule of its own without wildcards;
+        # the study's only batch keeps the plain name.
+        job = slurm_job_of("rule_train")
         subprocess.run(["scontrol", "requeue", job], check=True)
         while squeue_state(job) != "PENDING":
             assert time.monotonic() < deadline, squeue_state(job)

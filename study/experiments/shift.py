@@ -13,8 +13,8 @@ inputs and comparisons between variants and seeds are paired.
 The shifted sets other than single corruptions are built in
 :mod:`study.experiments.shift_sets`; AdaBN is :mod:`study.experiments.adabn`.
 
-CLI: ``python -m study.experiments.shift --run <run_dir> --data <cache.pt> [--threads 1]`` writes
-``<run_dir>/shift.csv`` with the columns in :data:`COLUMNS`.
+CLI: ``python -m study.experiments.shift --run <run_dir> [--run <run_dir> ...] --data <cache.pt>
+[--threads 1]`` writes each ``<run_dir>/shift.csv`` with the columns in :data:`COLUMNS`.
 """
 
 from __future__ import annotations
@@ -248,24 +248,37 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m study.experiments.shift",
-        description="Evaluate a saved run under test-time distribution shift; writes shift.csv.",
+        description="Evaluate saved runs under test-time distribution shift; writes shift.csv.",
     )
-    p.add_argument("--run", required=True, help="run folder with config.yaml and model.pt")
+    p.add_argument(
+        "--run",
+        required=True,
+        action="append",
+        help="run folder with config.yaml and model.pt; repeat it to score several runs in one "
+        "process (one start-up), each as it would be scored alone",
+    )
     p.add_argument("--data", required=True, help="data cache (.pt) written by the prepare step")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the run's)")
     p.add_argument("--settings", default=None, help=f"shift settings (default: {DEFAULT_SETTINGS})")
     a = p.parse_args(argv)
-    start = time.perf_counter()
     try:
         settings = load_settings(a.settings)
-        rows = evaluate_run(a.run, a.data, settings, threads=a.threads)
-        out = Path(a.run) / "shift.csv"
-        write_csv(rows, out)
     except ShiftError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({len(rows)} rows) in {time.perf_counter() - start:.1f}s")
-    return 0
+    failed = 0
+    for run in a.run:  # every run is attempted; the job fails if any did
+        start = time.perf_counter()
+        try:
+            rows = evaluate_run(run, a.data, settings, threads=a.threads)
+            out = Path(run) / "shift.csv"
+            write_csv(rows, out)
+        except ShiftError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"wrote {out} ({len(rows)} rows) in {time.perf_counter() - start:.1f}s")
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
