@@ -74,11 +74,13 @@ def copy_workflow(
 
 
 def _keep_only(spec: dict, keep: set[str]) -> None:
-    """Drop what names a removed variant: its tuning search and its places in ``compare``
-    (a group left with fewer than two variants goes)."""
+    """Drop what names a removed variant: its tuning search, its own seed count and its places
+    in ``compare`` (a group left with fewer than two variants goes)."""
     searches = (spec.get("tune") or {}).get("variants")
     if searches:
         spec["tune"]["variants"] = {v: s for v, s in searches.items() if v in keep}
+    if spec.get("seeds_by_variant"):
+        spec["seeds_by_variant"] = {v: n for v, n in spec["seeds_by_variant"].items() if v in keep}
     groups = []
     for group in spec.get("compare") or []:
         if isinstance(group, dict):
