@@ -190,9 +190,11 @@ def test_the_optimizer_schedule_grid_runs_the_newer_optimizers_at_their_tuned_ra
     p = plan(root / "conf/ablation", "default")
     grid = p.ablations["optimizer_schedule"]
     cells = {r.variant: r.selection for r in p.runs_of("optimizer_schedule")}
-    assert len(cells) == 4 * 3 + 2 + 1 and len(p.runs_of("optimizer_schedule")) == 15 * 3
-    # Muon's piecewise cell is left out for time; schedule-free AdamW has its constant rate only.
+    assert len(cells) == 4 * 3 + 2 + 2 + 1 and len(p.runs_of("optimizer_schedule")) == 17 * 3
+    # Muon's and SOAP's piecewise cells are left out for time; schedule-free AdamW has its
+    # constant rate only.
     assert "optim-muon_schedule-piecewise" not in cells
+    assert "optim-soap_schedule-piecewise" not in cells
     schedule_free = [v for v in cells if "schedulefree" in v]
     assert schedule_free == ["optim-adamw_schedulefree_schedule-constant"]
     for variant, (source, entry) in cells.items():
@@ -201,6 +203,8 @@ def test_the_optimizer_schedule_grid_runs_the_newer_optimizers_at_their_tuned_ra
     assert {entry for _, entry in cells.values()} <= set(tuned)
     pairs = comparisons(grid)
     assert ("optim-muon_schedule-constant", "optim-muon_schedule-cosine") in pairs
+    assert ("optim-soap_schedule-constant", "optim-soap_schedule-cosine") in pairs
+    assert ("optim-sgd_schedule-constant", "optim-soap_schedule-constant") in pairs
     assert ("optim-sgd_schedule-constant", "optim-adamw_schedulefree_schedule-constant") in pairs
     assert {v for _, v in pairs} == set(cells) - {grid.baseline}
 
