@@ -11,6 +11,8 @@ The lookup error is the one line a user sees for a typo, so it lists the valid n
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -79,3 +81,15 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}: {', '.join(self.names())})"
+
+
+def import_component_modules(package: str, path: list[str], skip: str = "base") -> tuple[str, ...]:
+    """Import every module of a component package but ``skip`` (the one that defines the entry
+    type), so that each registers its entries; returns their names, sorted.
+
+    This is what makes adding a component one module: the package never lists its members.
+    """
+    names = tuple(sorted(m.name for m in pkgutil.iter_modules(path) if m.name != skip))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

@@ -84,8 +84,11 @@ def _unit(row: pd.Series, metric: str) -> str:
     return _text(row, "unit") or ("pp" if "acc" in metric else metric.replace("_", " "))
 
 
-def _claims(scale_dir: Path, claims_path: Path | None, figures: dict[str, dict]) -> list[dict]:
-    table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
+def _claims(
+    table: pd.DataFrame | None, claims_path: Path | None, figures: dict[str, dict]
+) -> list[dict]:
+    """The ledger's rows as the report shows them; before tables/claims.csv exists, every claim
+    of ``claims_path`` as "not evaluated"."""
     if table is None and claims_path is not None and Path(claims_path).is_file():
         from study.analysis.claims_file import load_claims
 
@@ -323,9 +326,8 @@ def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, An
     return section
 
 
-def _rule(scale_dir: Path) -> str:
+def _rule(ledger: pd.DataFrame | None) -> str:
     """The verdict rule, with how many of this ledger's verdicts Holm's correction would keep."""
-    ledger = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
     return f"{RULE} {holm_sentence(ledger)}".strip()
 
 
@@ -366,7 +368,8 @@ def build_context(
     for number, fig in enumerate((f for f in every if f), start=1):
         fig["number"] = number
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
-    claims = _claims(scale_dir, Path(claims_path) if claims_path else None, figures)
+    claims_table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
+    claims = _claims(claims_table, Path(claims_path) if claims_path else None, figures)
     ledger = run_ledger(scale_dir, runs)
     shift = read_shift(scale_dir)
     context = {
@@ -374,7 +377,7 @@ def build_context(
         "scale": scale or scale_dir.name,
         "sections": sections,
         "claims": claims,
-        "rule": _rule(scale_dir),
+        "rule": _rule(claims_table),
         "claim_counts": verdict_counts(claims),
         "forest": forest,
         "setup": _setup(runs, ablations),

@@ -21,9 +21,6 @@ weight matrices carry.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from study.components.optimizers.base import (
     OPTIMIZERS,
     OptimizerSpec,
@@ -32,12 +29,10 @@ from study.components.optimizers.base import (
     validate_config,
     validate_optim,
 )
+from study.registry import import_component_modules
 
-FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"))
+FAMILIES = import_component_modules(__name__, __path__)
 """The modules of this package that register optimizers (study/components/optimizers/<name>.py)."""
-
-for _family in FAMILIES:
-    importlib.import_module(f"{__name__}.{_family}")
 
 __all__ = [
     "FAMILIES",

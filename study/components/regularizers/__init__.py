@@ -10,9 +10,6 @@ the registry.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from study.components.regularizers.base import (
     REGULARIZERS,
     InNetwork,
@@ -24,12 +21,10 @@ from study.components.regularizers.base import (
     validate_config,
     weights,
 )
+from study.registry import import_component_modules
 
-TECHNIQUES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"))
+TECHNIQUES = import_component_modules(__name__, __path__)
 """The modules of this package that register regularizers (regularizers/<name>.py)."""
-
-for _technique in TECHNIQUES:
-    importlib.import_module(f"{__name__}.{_technique}")
 
 __all__ = [
     "REGULARIZERS",

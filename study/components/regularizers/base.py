@@ -35,18 +35,6 @@ from torch import nn
 from study.components.checks import Rule, check_rules
 from study.registry import Registry
 
-__all__ = [
-    "REGULARIZERS",
-    "InNetwork",
-    "RegularizerSpec",
-    "in_network",
-    "loss_penalties",
-    "model_regularizers",
-    "penalty",
-    "validate_config",
-    "weights",
-]
-
 HOOKS = ("penalty", "activations", "weight_layer", "branch")
 """The places a regularizer can act: the loss, then the three places of a residual branch."""
 
