@@ -10,6 +10,7 @@ import subprocess
 TARGETS = {
     "ratio_a_b": (">=", 3.5),
     "ratio_a_c": (">=", 0.95),
+    "ratio_a_plain_c": (">=", 0.95),
     "startup_ratio": ("<=", 1.3),
     "efficiency": (">=", 0.85),
     "plan_s": ("<=", 8.0),

@@ -2,7 +2,9 @@
 
 On the default model (resmlp) and data (10,000 Fashion-MNIST images, batch 128, AdamW):
 (a) the study's own loop with augmentation (shift 2, flip, cutout 10), through the real
-training run; (b) the loop users would write instead (``benchmarks.user_loop``); (c) the
+training run, and (a_plain) the same loop without augmentation, the configuration most of the
+default study's runs use, so that (a_plain)/(c) is the loop's own overhead and (a)/(c) adds the
+augmentation work; (b) the loop users would write instead (``benchmarks.user_loop``); (c) the
 compute-only limit: the same model and optimizer stepping on pre-made normalized batches. Also
 the achieved FLOP/s of (c) against a matmul peak measured in the same run. The loops are
 interleaved so that they share the machine's noise.
@@ -54,7 +56,15 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def study_config(sizes: Sizes, out: Path, cache: Path, threads: int, device: str, epochs: int):
+def study_config(
+    sizes: Sizes,
+    out: Path,
+    cache: Path,
+    threads: int,
+    device: str,
+    epochs: int,
+    augment: tuple[str, ...] = AUGMENT,
+):
     from study.config import compose
 
     return compose(
@@ -65,7 +75,7 @@ def study_config(sizes: Sizes, out: Path, cache: Path, threads: int, device: str
             f"data.n_train={sizes.n_train}",
             f"train.batch_size={sizes.batch_size}",
             f"train.epochs={epochs}",
-            *AUGMENT,
+            *augment,
             *sizes.eval_overrides,
             f"threads={threads}",
             f"device={device}",
@@ -162,9 +172,9 @@ def premade_batches(splits, sizes: Sizes, device) -> list:
     ]
 
 
-def make_loops(cfg, sizes: Sizes, device, premade, loaders: dict, setup_s: list[float]):
-    """The timed loops by name (a, c, then b per worker count), each returning images per
-    second, and (a) on any config (for its warm-up). (a) appends its in-run set-up time to
+def make_loops(cfg, plain_cfg, sizes: Sizes, device, premade, loaders: dict, setup_s: list[float]):
+    """The timed loops by name (a, a_plain, c, then b per worker count), each returning images
+    per second, and (a) on any config (for its warm-up). (a) appends its in-run set-up time to
     ``setup_s``."""
     import torch
 
@@ -188,7 +198,7 @@ def make_loops(cfg, sizes: Sizes, device, premade, loaders: dict, setup_s: list[
         model = fresh_model(cfg, device)
         return step_loop(premade, model, build_optimizer(cfg.optim, model), sizes.epochs, device)
 
-    loops = {"a": lambda: run_a(cfg), "c": run_c}
+    loops = {"a": lambda: run_a(cfg), "a_plain": lambda: run_a(plain_cfg), "c": run_c}
     for w in sizes.workers:
         loops[f"b{w}"] = lambda w=w: run_b(w)
     return loops, run_a
@@ -243,6 +253,9 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
             cache = tmp / "fashion_mnist.pt"
             write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
         cfg = study_config(sizes, tmp / "run", cache, threads, str(device), sizes.epochs)
+        plain_cfg = study_config(
+            sizes, tmp / "plain", cache, threads, str(device), sizes.epochs, augment=()
+        )
         warm_cfg = study_config(sizes, tmp / "warm", cache, threads, str(device), 1)
         splits = load_splits(cfg.data, cache)
         premade = premade_batches(splits, sizes, device)
@@ -250,11 +263,11 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
         for w in sizes.workers:
             loaders[w] = user_loader(splits, tv_root, sizes.batch_size, w, 0, device)
         setup_s: list[float] = []
-        loops, run_a = make_loops(cfg, sizes, device, premade, loaders, setup_s)
+        loops, run_a = make_loops(cfg, plain_cfg, sizes, device, premade, loaders, setup_s)
         # Warm-up: first-call costs (allocator, thread pools, worker start, Hydra) of every loop.
         run_a(warm_cfg)
         for name, loop in loops.items():
-            if name != "a":
+            if name not in ("a", "a_plain"):
                 loop()
         rates, cpu_share = interleaved_rates(loops, sizes.repeats)
         peak = matmul_peak(sizes.matmul_n, device, max(sizes.repeats, 1))
@@ -277,7 +290,9 @@ def report_throughput(report: Report, sizes: Sizes, threads: int, device, m: Mea
         f"{sizes.n_train} Fashion-MNIST images, batch {sizes.batch_size}, AdamW, "
         f"{threads} thread(s), {device}; median of {sizes.repeats} × {sizes.epochs} epoch(s)"
     )
+    a_plain = median(rates["a_plain"])
     report.add("a_images_per_s", a, "study loop: train_run, shift 2 + flip + cutout 10")
+    report.add("a_plain_images_per_s", a_plain, "study loop: train_run, no augmentation")
     for w in sizes.workers:
         extra = " (a second process loads the data)" if w else ""
         report.add(
@@ -295,7 +310,8 @@ def report_throughput(report: Report, sizes: Sizes, threads: int, device, m: Mea
     report.add("ratio_a_b", a / b, f"a / b, num_workers={b_workers}{same}")
     if 1 in sizes.workers and 0 in sizes.workers:
         report.add("ratio_a_b1", a / median(rates["b1"]), "a / b with one loader process")
-    report.add("ratio_a_c", a / c, "a / c")
+    report.add("ratio_a_c", a / c, "a / c: the loop with its augmentation work, which c has not")
+    report.add("ratio_a_plain_c", a_plain / c, "a_plain / c: the loop's own overhead")
     report.add(
         "forward_mflop_per_image", m.forward_flops / 1e6, "matmul FLOPs, 2·in·out per Linear"
     )

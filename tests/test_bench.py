@@ -125,6 +125,7 @@ def quick(tmp_path_factory, fashion_cache, root):
 
 THROUGHPUT = [
     "a_images_per_s",
+    "a_plain_images_per_s",
     "b0_images_per_s",
     "b1_images_per_s",
     "c_images_per_s",
@@ -139,6 +140,7 @@ EVERY = [
     "ratio_a_b",
     "ratio_a_b1",
     "ratio_a_c",
+    "ratio_a_plain_c",
     "forward_mflop_per_image",
     "train_mflop_per_image",
     "startup_import_torch_s",
@@ -184,6 +186,9 @@ def test_rates_are_positive_and_ratios_are_the_quotients_of_the_printed_rates(qu
     )
     assert value["ratio_a_c"] == pytest.approx(
         value["a_images_per_s"] / value["c_images_per_s"], rel=2e-3
+    )
+    assert value["ratio_a_plain_c"] == pytest.approx(
+        value["a_plain_images_per_s"] / value["c_images_per_s"], rel=2e-3
     )
     assert value["c_gflop_s"] == pytest.approx(
         value["c_images_per_s"] * value["train_mflop_per_image"] / 1e3, rel=2e-3
