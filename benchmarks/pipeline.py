@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +21,15 @@ from benchmarks.workflow import read_metrics
 # Rules whose jobs do study work without a metrics.json of their own: their in-run time is the
 # job's wall time (from the log) less the start-up measured on the training jobs.
 UNTIMED_WORK_RULES = ("shift", "second_order")
+
+# The workflow makes one rule per batch of runs: train, train_1, train_2, ... (rules/common.smk,
+# batch_rules); a rule's kind is its name without that batch number.
+BATCH_SUFFIX = re.compile(r"_\d+$")
+
+
+def rule_kind(rule: str) -> str:
+    """``shift_3`` → ``shift``: the rule a batch rule was made from."""
+    return BATCH_SUFFIX.sub("", rule)
 
 
 def job_in_run(log, job, scale_dir: Path) -> tuple[float, list[Path]]:
@@ -41,10 +51,10 @@ def efficiency(
     by_rule: dict[str, list[float]] = defaultdict(list)
     counted: set[Path] = set()
     for job in jobs_under(log, scale_dir):
-        by_rule[job.rule].append(job.seconds)
+        by_rule[rule_kind(job.rule)].append(job.seconds)
         seconds, paths = job_in_run(log, job, scale_dir)
         if not paths:
-            if job.rule in UNTIMED_WORK_RULES:
+            if rule_kind(job.rule) in UNTIMED_WORK_RULES:
                 untimed.append(job.seconds)
             continue
         in_run += seconds

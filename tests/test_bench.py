@@ -247,6 +247,35 @@ def test_efficiency_of_a_synthetic_study(study, capsys):
     assert sorted(result["overheads"]) == pytest.approx([0.5, 1.0, 2.0])
 
 
+def test_efficiency_counts_every_batch_of_shift_evaluation_as_study_work(study, capsys):
+    scale_dir, log = study
+    # Two shift batches (rules shift and shift_1) of 5 and 7 s after the training jobs: each is
+    # study work less the training jobs' median start-up (1 s: overheads 2, 1 and 0.5 s).
+    shift_jobs = "".join(
+        f"[Thu Nov 26 22:00:{start:02d} 2026]\nrule {rule}:\n"
+        f"    output: results/default/runs/r/{v}/seed0/shift.csv\n    jobid: {jobid}\n"
+        f"[Thu Nov 26 22:00:{start + wall:02d} 2026]\nFinished jobid: {jobid} (Rule: {rule})\n"
+        for rule, v, jobid, start, wall in (("shift", "a", 7, 20, 5), ("shift_1", "b", 8, 25, 7))
+    )
+    text = log.read_text().replace(
+        "[Thu Nov 26 22:00:20 2026]\nlocalrule all:",
+        shift_jobs + "[Thu Nov 26 22:00:32 2026]\nlocalrule all:",
+    )
+    text = text.replace(
+        "[Thu Nov 26 22:00:20 2026]\nFinished jobid: 0",
+        "[Thu Nov 26 22:00:32 2026]\nFinished jobid: 0",
+    )
+    log.write_text(text)
+    result = pipeline.efficiency(report.Report(), scale_dir, log)
+    figures = {k: v for k, (v, _) in parse_figures(capsys.readouterr().out).items()}
+    assert figures["rule_s:shift"] == 12 and "rule_s:shift_1" not in figures
+    assert result["untimed_s"] == pytest.approx((5 - 1) + (7 - 1))
+    assert figures["efficiency"] == pytest.approx((26.5 + 10) / (32 * 2), abs=1e-4)
+    assert pipeline.rule_kind("shift_12") == "shift" and pipeline.rule_kind("second_order") == (
+        "second_order"
+    )
+
+
 def test_log_parsing_reads_older_snakemake_and_picks_the_study_log(study, tmp_path):
     scale_dir, log = study
     old_style = LOG.replace("Finished jobid: 2 (Rule: train)", "Finished job 2.")
