@@ -87,8 +87,7 @@ def _unit(row: pd.Series, metric: str) -> str:
 def _claims(
     table: pd.DataFrame | None, claims_path: Path | None, figures: dict[str, dict]
 ) -> list[dict]:
-    """The ledger's rows as the report shows them; before tables/claims.csv exists, every claim
-    of ``claims_path`` as "not evaluated"."""
+    """The ledger's rows as shown; without tables/claims.csv, ``claims_path``'s as not evaluated."""
     if table is None and claims_path is not None and Path(claims_path).is_file():
         from study.analysis.claims_file import load_claims
 
