@@ -569,6 +569,30 @@ def test_the_forest_plot_draws_one_row_per_claim_and_one_panel_per_unit():
     plt.close(fig)
 
 
+def test_an_effect_far_past_the_margins_is_written_at_the_edge_and_squashes_no_row():
+    from study.figures.forest import draw_forest, ledger_rows
+
+    # Non-i.i.d. batches move accuracy by 35 points, the other claims by under 3.
+    ledger = pd.DataFrame(
+        {
+            "id": ["small", "far", "negative"],
+            "unit": ["pp", "pp", "pp"],
+            "effect": [0.7, 35.2, -2.7],
+            "lo": [0.5, 25.6, -3.0],
+            "hi": [0.8, 44.8, -2.4],
+            "margin": [0.5, 1.0, 1.0],
+            "verdict": ["supported", "supported", "supported"],
+        }
+    )
+    fig = draw_forest(ledger_rows(ledger))
+    ax = fig.axes[0]
+    left, right = ax.get_xlim()
+    assert -3.6 < left < -3.0 and 3.0 < right < 3.6  # the range of the on-scale rows
+    texts = [t.get_text() for t in ax.texts]
+    assert texts == ["35.2 [25.6, 44.8], off the scale"]
+    plt.close(fig)
+
+
 def test_learning_curves_count_steps_when_the_budgets_differ():
     from study.figures.curves import curve_axis
 

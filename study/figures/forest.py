@@ -42,24 +42,53 @@ UNIT_LABELS = {
 BAND = "#e8e8e8"
 
 
+# An effect more than this many times the panel's largest margin is off the scale on which the
+# others are judged: it is drawn at the edge with its value written out (non-i.i.d. batches move
+# accuracy by 35 points, every other claim by under 3), so that it squashes no other row.
+OFF_SCALE = 10.0
+
+
 def _limits(rows: pd.DataFrame, log: bool) -> tuple[float, float]:
-    """An axis that shows every estimate and margin: an interval wider than four times the
-    largest of them (2 seeds give t-intervals of +-12.7 sd) is cut at the edge with an arrow,
-    so that it does not squash every other row to a dot."""
+    """An axis that shows every estimate and margin on the scale of the margins: an effect past
+    OFF_SCALE times the largest margin is left out of the range (and written at the edge), and
+    an interval wider than four times the range (2 seeds give t-intervals of +-12.7 sd) is cut
+    at the edge with an arrow, so that neither squashes every other row to a dot."""
 
     def t(v):
         v = np.asarray(v, float)
         return np.log10(v[v > 0]) if log else v
 
-    centre = 0.0
-    core = np.abs(np.concatenate([t(rows["effect"]), t(rows["margin"])]) - centre)
-    core = core[np.isfinite(core)]
+    if log:  # ratios: from below the smallest to above the largest, with 1 ("no effect") in view
+        values = np.concatenate([t(rows[k]) for k in ("lo", "hi", "effect", "margin")])
+        values = values[np.isfinite(values)]
+        low, high = (values.min(), values.max()) if values.size else (0.0, 0.0)
+        pad = 0.08 * max(high - low, 1.0)
+        return 10 ** (min(low, -0.35) - pad), 10 ** (max(high, 0.35) + pad)
+    margins = np.abs(t(rows["margin"]))
+    margins = margins[np.isfinite(margins)]
+    largest_margin = margins.max() if margins.size else 0.0
+    effects = np.abs(t(rows["effect"]))
+    on_scale = np.isfinite(effects)
+    if largest_margin > 0:
+        on_scale &= effects <= OFF_SCALE * largest_margin
+    core = np.concatenate([effects[on_scale], margins])
     reach = 1.15 * max(core.max() if core.size else 1.0, 1e-12)
-    ends = np.abs(np.concatenate([t(rows["lo"]), t(rows["hi"])]))
+    kept = rows[on_scale]
+    ends = np.abs(np.concatenate([t(kept["lo"]), t(kept["hi"])]))
     ends = ends[np.isfinite(ends)]
     if ends.size:
         reach = max(reach, 1.05 * min(ends.max(), 4 * reach))
-    return (10**-reach, 10**reach) if log else (-reach, reach)
+    return -reach, reach
+
+
+def _off_scale(ax, r, y: float, left: float, right: float, colour: str) -> None:
+    """An effect past the axis: an arrow at the edge it lies beyond, and its value and interval."""
+    edge, arrow, align = (right, ">", "right") if r.effect > right else (left, "<", "left")
+    ax.plot([edge], [y], marker=arrow, color=colour, ms=8, ls="none", zorder=3)
+    text = f"{r.effect:.3g} [{r.lo:.3g}, {r.hi:.3g}], off the scale"
+    inset = -0.03 if align == "right" else 0.03
+    ax.text(edge + inset * (right - left), y, text, ha=align, va="center", fontsize=7.5,
+            color=colour, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})  # fmt: skip
 
 
 def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
@@ -76,6 +105,9 @@ def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
             lo, hi = (1 / m, m) if log else (-m, m)
             ax.fill_betweenx([y - 0.4, y + 0.4], lo, hi, color=BAND, lw=0)
         colour, marker = VERDICT_STYLE.get(r.verdict, VERDICT_STYLE["inconclusive"])
+        if not log and math.isfinite(r.effect) and not left <= r.effect <= right:
+            _off_scale(ax, r, y, left, right, colour)
+            continue
         if math.isfinite(r.lo) and math.isfinite(r.hi):
             lo, hi = max(r.lo, left), min(r.hi, right)
             ax.plot([lo, hi], [y, y], color=colour, lw=2.0, solid_capstyle="butt")
