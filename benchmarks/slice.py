@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.pipeline import efficiency, eval_share
 from benchmarks.report import Report
-from benchmarks.workflow import copy_workflow, time_command
+from benchmarks.workflow import FASHION_ROOT, copy_workflow, time_command
 
 SLICE = """title: Pipeline benchmark slice
 question: How much of the machine does a slice of the study use?
@@ -30,15 +30,16 @@ shift: true
 """
 
 
-def run_slice(tmp: Path, scale: str, epochs: int, runs_per_job: int, cache: Path | None):
+def run_slice(tmp: Path, scale: str, epochs: int, runs_per_job: int, cache: Path):
     """Run the slice in a fresh copy; returns its scale folder and Snakemake log."""
     copy_workflow(tmp, keep_ablations=False)
     (tmp / "conf" / "ablation" / "slice.yaml").write_text(SLICE.format(epochs=epochs))
     results = tmp / "results"
-    if cache is not None:  # the data cache is preparation, not the study work measured here
-        target = results / scale / "data" / "fashion_mnist.pt"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(cache, target)
+    # The data cache is preparation, not the study work measured here (and the copy has no raw
+    # data files to prepare it from).
+    target = results / scale / "data" / "fashion_mnist.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(cache, target)
     seeds = 2 if scale == "smoke" else 3
     targets = [
         f"results/{scale}/runs/slice/{variant}/seed{seed}/shift.csv"
@@ -55,6 +56,13 @@ def run_slice(tmp: Path, scale: str, epochs: int, runs_per_job: int, cache: Path
 def slice_study(report: Report, scale: str, epochs: int, cache: Path | None) -> dict:
     """Efficiency and evaluation share of the slice at runs_per_job 1 and 3."""
     found = {}
+    made = None
+    if cache is None:
+        from study.components.data import read_dataset, write_cache
+
+        made = Path(tempfile.mkdtemp(prefix="study-bench-data-"))
+        cache = made / "fashion_mnist.pt"
+        write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
     for runs_per_job in (1, 3):
         tmp = Path(tempfile.mkdtemp(prefix=f"study-bench-slice{runs_per_job}-"))
         try:
@@ -66,6 +74,8 @@ def slice_study(report: Report, scale: str, epochs: int, cache: Path | None) -> 
             found[runs_per_job]["eval_share"] = shares["all"][1] / sum(shares["all"][:2])
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
     report.section(f"slice ({scale} scale, {epochs} epochs per run): batched against one per job")
     report.add("slice_efficiency", found[3]["efficiency"], "runs_per_job 3, every study job")
     report.add("eval_share:slice", found[3]["eval_share"], "eval_s / (train_s + eval_s)")
