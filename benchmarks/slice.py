@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.pipeline import efficiency, eval_share
 from benchmarks.report import Report
-from benchmarks.workflow import FASHION_ROOT, copy_workflow, time_command
+from benchmarks.workflow import copy_workflow, data_cache, time_command
 
 SLICE = """title: Pipeline benchmark slice
 question: How much of the machine does a slice of the study use?
@@ -56,26 +56,22 @@ def run_slice(tmp: Path, scale: str, epochs: int, runs_per_job: int, cache: Path
 def slice_study(report: Report, scale: str, epochs: int, cache: Path | None) -> dict:
     """Efficiency and evaluation share of the slice at runs_per_job 1 and 3."""
     found = {}
-    made = None
-    if cache is None:
-        from study.components.data import read_dataset, write_cache
-
-        made = Path(tempfile.mkdtemp(prefix="study-bench-data-"))
-        cache = made / "fashion_mnist.pt"
-        write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
-    for runs_per_job in (1, 3):
-        tmp = Path(tempfile.mkdtemp(prefix=f"study-bench-slice{runs_per_job}-"))
-        try:
-            scale_dir, log, elapsed = run_slice(tmp, scale, epochs, runs_per_job, cache)
-            prefix = f"slice_rpj{runs_per_job}:"
-            found[runs_per_job] = efficiency(report, scale_dir, log, 2, prefix=prefix)
-            report.add(prefix + "wall_s", elapsed, "snakemake --cores 2, planning included")
-            shares = eval_share(report, scale_dir, prefix=prefix)
-            found[runs_per_job]["eval_share"] = shares["all"][1] / sum(shares["all"][:2])
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if made is not None:
-        shutil.rmtree(made, ignore_errors=True)
+    data = Path(tempfile.mkdtemp(prefix="study-bench-data-"))
+    try:
+        cache = data_cache(cache, data)
+        for runs_per_job in (1, 3):
+            tmp = Path(tempfile.mkdtemp(prefix=f"study-bench-slice{runs_per_job}-"))
+            try:
+                scale_dir, log, elapsed = run_slice(tmp, scale, epochs, runs_per_job, cache)
+                prefix = f"slice_rpj{runs_per_job}:"
+                found[runs_per_job] = efficiency(report, scale_dir, log, 2, prefix=prefix)
+                report.add(prefix + "wall_s", elapsed, "snakemake --cores 2, planning included")
+                shares = eval_share(report, scale_dir, prefix=prefix)
+                found[runs_per_job]["eval_share"] = shares["all"][1] / sum(shares["all"][:2])
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
     report.section(f"slice ({scale} scale, {epochs} epochs per run): batched against one per job")
     report.add("slice_efficiency", found[3]["efficiency"], "runs_per_job 3, every study job")
     report.add("eval_share:slice", found[3]["eval_share"], "eval_s / (train_s + eval_s)")

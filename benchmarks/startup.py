@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmarks.report import Report, median
 from benchmarks.training import JOB_PROBE, TRAIN_ENTRY
-from benchmarks.workflow import FASHION_ROOT, read_metrics, time_command
+from benchmarks.workflow import data_cache, read_metrics, time_command
 
 HEAVY_MODULES = ("pandas", "matplotlib", "seaborn", "scipy")
 
@@ -55,12 +55,7 @@ def time_rounds(commands: dict[str, list[str]], repeats: int, tmp: Path):
 def startup(report: Report, repeats: int, cache: Path | None, job_overrides=()):
     tmp = Path(tempfile.mkdtemp(prefix="study-bench-startup-"))
     try:
-        if cache is None:
-            from study.components.data import read_dataset, write_cache
-
-            cache = tmp / "fashion_mnist.pt"
-            write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
-        commands = startup_commands(tmp, cache, job_overrides)
+        commands = startup_commands(tmp, data_cache(cache, tmp), job_overrides)
         times, loaded = time_rounds(commands, repeats, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

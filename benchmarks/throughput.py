@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks import training
 from benchmarks.report import Report, median
 from benchmarks.user_loop import user_loader, write_torchvision_layout
-from benchmarks.workflow import FASHION_ROOT
+from benchmarks.workflow import data_cache
 
 AUGMENT = ("augment.shift=2", "augment.flip=true", "augment.cutout=10")
 
@@ -239,7 +239,7 @@ class Measured:
 def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cache: Path | None):
     import torch
 
-    from study.components.data import load_splits, read_dataset, write_cache
+    from study.components.data import load_splits
 
     # The job applies this patch before torch.optim's first call; torchvision imports the
     # compiler stack, which would make the patch step aside, so it goes first here as well.
@@ -249,9 +249,7 @@ def throughput(report: Report, sizes: Sizes, threads: int, device_name: str, cac
     tmp = Path(tempfile.mkdtemp(prefix="study-bench-"))
     loaders = {}
     try:
-        if cache is None:
-            cache = tmp / "fashion_mnist.pt"
-            write_cache(read_dataset("fashion_mnist", FASHION_ROOT), cache)
+        cache = data_cache(cache, tmp)
         cfg = study_config(sizes, tmp / "run", cache, threads, str(device), sizes.epochs)
         plain_cfg = study_config(
             sizes, tmp / "plain", cache, threads, str(device), sizes.epochs, augment=()

@@ -29,6 +29,18 @@ WORKFLOW_FILES = (
 )
 
 
+def data_cache(cache: Path | None, folder: Path) -> Path:
+    """``cache``, or, when none is given, the vendored Fashion-MNIST files written as the study's
+    data cache into ``folder`` (a benchmark's temporary folder)."""
+    if cache is not None:
+        return cache
+    from study.components.data import read_dataset, write_cache
+
+    made = folder / "fashion_mnist.pt"
+    write_cache(read_dataset("fashion_mnist", FASHION_ROOT), made)
+    return made
+
+
 def copy_files(dest: Path, names=WORKFLOW_FILES) -> None:
     """Copy the named files and folders of the checkout into ``dest`` (a disposable workflow)."""
     for name in names:
