@@ -31,18 +31,16 @@ else:
             name:
                 _name
             input:
-                models=[run_path("model.pt", r.ablation, r.variant, r.seed) for r in _batch],
-                configs=[run_path("config.yaml", r.ablation, r.variant, r.seed) for r in _batch],
+                models=[str(run_dir(r) / "model.pt") for r in _batch],
+                configs=[str(run_dir(r) / "config.yaml") for r in _batch],
                 cache=str(S.data_cache(_batch[0].dataset)),
                 settings="conf/shift.yaml",
             output:
-                [run_path("shift.csv", r.ablation, r.variant, r.seed) for r in _batch],
+                [str(run_dir(r) / "shift.csv") for r in _batch],
             log:
                 batch_log("shift", _batch),
             params:
-                runs=" ".join(
-                    f"--run {quoted([str(S.run(r.ablation, r.variant, r.seed))])}" for r in _batch
-                ),
+                runs=" ".join(f"--run {quoted([str(run_dir(r))])}" for r in _batch),
             threads: TRAIN_THREADS
             conda:
                 "../envs/study.yaml"
