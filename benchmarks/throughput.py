@@ -32,7 +32,7 @@ class Sizes:
     n_train: int = 10_000
     batch_size: int = 128
     epochs: int = 1  # per timed repeat
-    repeats: int = 5
+    repeats: int = 7
     matmul_n: int = 1024
     workers: tuple[int, ...] = (0, 1)
     # Evaluation does not count in (a)'s rate; quick mode shrinks it to keep tests fast.
