@@ -16,9 +16,10 @@ when none is named):
   ``results/<scale>`` and the Snakemake log; also the mean per-job overhead.
 - ``plan``: time of ``snakemake -n`` on a copy of the workflow with a large generated ablation.
 - ``eval-share``: evaluation time over training + evaluation time, per ablation.
-- ``slice``: a slice of the study (two variants, their seeds, shift evaluation) run for real with
-  ``snakemake --cores 2`` at runs_per_job 1 and 3: pipeline efficiency counting every job that
-  does study work, and the evaluation share of its runs (benchmarks.slice).
+- ``slice``: a slice shaped like the default study (four variants × 6 seeds of 10-epoch runs,
+  shift evaluation) run for real with ``snakemake --cores 2`` at runs_per_job 1 and at the
+  workflow's setting: pipeline efficiency counting every job that does study work, and the
+  evaluation share of its runs (benchmarks.slice).
 - ``all``: every section (efficiency and eval-share are skipped when there is no study to read).
 
 Every figure is printed as one line ``<key> <number> <note>``. Timings are medians over repeats,
@@ -37,7 +38,7 @@ from pathlib import Path
 from benchmarks.pipeline import efficiency, eval_share
 from benchmarks.plan import plan_time
 from benchmarks.report import Report, cpu_name
-from benchmarks.slice import slice_study
+from benchmarks.slice import SliceShape, slice_study
 from benchmarks.snakemake_log import find_log
 from benchmarks.startup import startup
 from benchmarks.throughput import Sizes, throughput
@@ -65,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs of the generated ablation (plan)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     p.add_argument(
-        "--slice-epochs", type=int, default=5, help="epochs per run of the slice (default 5)"
+        "--slice-epochs", type=int, default=10, help="epochs per run of the slice (default 10)"
     )
     return p.parse_args(argv)
 
@@ -120,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             report, n_runs, args.repeats or (1 if args.quick else 3), not args.quick, "default"
         )
     if "slice" in sections:
-        scale = "smoke" if args.quick else "default"
-        slice_study(report, scale, 1 if args.quick else args.slice_epochs, args.cache)
+        shape = SliceShape.quick() if args.quick else SliceShape(epochs=args.slice_epochs)
+        slice_study(report, shape, args.cache)
     study_sections = [s for s in ("efficiency", "eval-share") if s in sections]
     if study_sections:
         run_study_sections(report, args, study_sections)

@@ -1,10 +1,14 @@
-"""A slice of the study, run for real twice side by side: one run per job, then several.
+"""A slice of the default study, run for real twice side by side: one run per job, then as many
+as the workflow batches (``runs_per_job`` in conf/workflow.yaml).
 
-A copy of the workflow with one small ablation (two variants of the regularization ablation,
-their seeds, evaluated under shift) is run with ``snakemake --cores 2`` at ``runs_per_job`` 1
-and 3, one after the other on the same machine. From each run's Snakemake log and run folders:
-the pipeline efficiency (every job doing study work counts: training, shift) and the evaluation
-share of the runs.
+A copy of the workflow with one ablation shaped like the default study's (four variants of the
+regularization ablation at 6 seeds, 10-epoch runs as the default study's 10 to 15, evaluated
+under shift) is run with ``snakemake --cores 2`` at ``runs_per_job`` 1 and at the workflow's
+setting, one after the other on the same machine. At the workflow's setting that is 4 training
+and 4 shift jobs of 6 runs, two of each per core as in the default study (about 80 jobs on 2
+cores); a slice of one job per core would measure its start-up and its tail, not the study.
+From each run's Snakemake log and run folders: the pipeline efficiency (every job doing study
+work counts: training, shift) and the evaluation share of the runs.
 """
 
 from __future__ import annotations
@@ -12,57 +16,93 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from benchmarks.pipeline import efficiency, eval_share
 from benchmarks.report import Report
-from benchmarks.workflow import copy_workflow, data_cache, time_command
+from benchmarks.workflow import ROOT, copy_workflow, data_cache, time_command
 
 SLICE = """title: Pipeline benchmark slice
 question: How much of the machine does a slice of the study use?
 baseline: none
-seeds: 3
+seeds: {seeds}
 common: [optim=adamw, schedule=cosine, train.epochs={epochs}]
 variants:
-  none: []
-  dropout: [model.dropout=0.5]
+{variants}
 shift: true
 """
 
+# Regularization variants of the default study (conf/ablation/regularization.yaml).
+VARIANTS = {
+    "none": [],
+    "dropout": ["model.dropout=0.3"],
+    "weight_decay": ["optim.weight_decay=0.1"],
+    "cutout": ["augment.cutout=10"],
+}
 
-def run_slice(tmp: Path, scale: str, epochs: int, runs_per_job: int, cache: Path):
-    """Run the slice in a fresh copy; returns its scale folder and Snakemake log."""
+
+@dataclass
+class SliceShape:
+    scale: str = "default"
+    variants: int = 4
+    seeds: int = 6
+    epochs: int = 10
+
+    @classmethod
+    def quick(cls) -> SliceShape:
+        return cls(scale="smoke", variants=2, seeds=2, epochs=1)
+
+    def ablation(self) -> str:
+        names = list(VARIANTS)[: self.variants]
+        lines = "\n".join(f"  {n}: [{', '.join(VARIANTS[n])}]" for n in names)
+        return SLICE.format(seeds=self.seeds, epochs=self.epochs, variants=lines)
+
+    def targets(self) -> list[str]:
+        return [
+            f"results/{self.scale}/runs/slice/{variant}/seed{seed}/shift.csv"
+            for variant in list(VARIANTS)[: self.variants]
+            for seed in range(self.seeds)
+        ]
+
+
+def workflow_runs_per_job() -> int:
+    """The study's own setting: what the default study runs with."""
+    settings = yaml.safe_load((ROOT / "conf" / "workflow.yaml").read_text())
+    return int(settings.get("runs_per_job", 1))
+
+
+def run_slice(tmp: Path, shape: SliceShape, runs_per_job: int, cache: Path):
+    """Run the slice in a fresh copy; returns its scale folder, Snakemake log and wall time."""
     copy_workflow(tmp, keep_ablations=False)
-    (tmp / "conf" / "ablation" / "slice.yaml").write_text(SLICE.format(epochs=epochs))
+    (tmp / "conf" / "ablation" / "slice.yaml").write_text(shape.ablation())
+    scale = shape.scale
     results = tmp / "results"
     # The data cache is preparation, not the study work measured here (and the copy has no raw
     # data files to prepare it from).
     target = results / scale / "data" / "fashion_mnist.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(cache, target)
-    seeds = 2 if scale == "smoke" else 3
-    targets = [
-        f"results/{scale}/runs/slice/{variant}/seed{seed}/shift.csv"
-        for variant in ("none", "dropout")
-        for seed in range(seeds)
-    ]
     argv = [sys.executable, "-m", "snakemake", "--cores", "2", "--config", f"scale={scale}"]
-    argv += [f"runs_per_job={runs_per_job}", "results=results", "--", *targets]
+    argv += [f"runs_per_job={runs_per_job}", "results=results", "--", *shape.targets()]
     elapsed, _ = time_command(argv, tmp, timeout=1800)
     log = max((tmp / ".snakemake" / "log").glob("*.snakemake.log"))
     return results / scale, log, elapsed
 
 
-def slice_study(report: Report, scale: str, epochs: int, cache: Path | None) -> dict:
-    """Efficiency and evaluation share of the slice at runs_per_job 1 and 3."""
+def slice_study(report: Report, shape: SliceShape, cache: Path | None) -> dict:
+    """Efficiency and evaluation share of the slice at runs_per_job 1 and the workflow's."""
     found = {}
+    batched = workflow_runs_per_job()
     data = Path(tempfile.mkdtemp(prefix="study-bench-data-"))
     try:
         cache = data_cache(cache, data)
-        for runs_per_job in (1, 3):
+        for runs_per_job in sorted({1, batched}):
             tmp = Path(tempfile.mkdtemp(prefix=f"study-bench-slice{runs_per_job}-"))
             try:
-                scale_dir, log, elapsed = run_slice(tmp, scale, epochs, runs_per_job, cache)
+                scale_dir, log, elapsed = run_slice(tmp, shape, runs_per_job, cache)
                 prefix = f"slice_rpj{runs_per_job}:"
                 found[runs_per_job] = efficiency(report, scale_dir, log, 2, prefix=prefix)
                 report.add(prefix + "wall_s", elapsed, "snakemake --cores 2, planning included")
@@ -72,12 +112,17 @@ def slice_study(report: Report, scale: str, epochs: int, cache: Path | None) -> 
                 shutil.rmtree(tmp, ignore_errors=True)
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    report.section(f"slice ({scale} scale, {epochs} epochs per run): batched against one per job")
-    report.add("slice_efficiency", found[3]["efficiency"], "runs_per_job 3, every study job")
-    report.add("eval_share:slice", found[3]["eval_share"], "eval_s / (train_s + eval_s)")
+    report.section(
+        f"slice ({shape.scale} scale, {shape.variants} variants × {shape.seeds} seeds, "
+        f"{shape.epochs} epochs per run): batched against one run per job"
+    )
+    report.add(
+        "slice_efficiency", found[batched]["efficiency"], f"runs_per_job {batched}, every study job"
+    )
+    report.add("eval_share:slice", found[batched]["eval_share"], "eval_s / (train_s + eval_s)")
     report.add(
         "slice_efficiency_gain",
-        found[3]["efficiency"] / found[1]["efficiency"],
-        "efficiency at runs_per_job 3 / at 1",
+        found[batched]["efficiency"] / found[1]["efficiency"],
+        f"efficiency at runs_per_job {batched} / at 1",
     )
     return found

@@ -12,8 +12,9 @@ from __future__ import annotations
 # The module a workflow job runs with ``python -m``; its import is timed on its own as well.
 TRAIN_ENTRY = "study.train"
 
-# The real job's entry point with only the data left out: ``study.train.main`` (Hydra, logging),
-# then what ``train_run`` imports and builds up to and including its first optimizer step.
+# The real job's entry point with only the data left out: ``study.train.main`` (config, logging,
+# the batch's per-run reset), then what ``train_run`` imports and builds up to and including its
+# first optimizer step.
 JOB_PROBE = """
 import json, sys
 import study.train as train
@@ -41,7 +42,8 @@ def first_step(cfg):
     print(json.dumps(sorted({m.split(".")[0] if m != "torch._dynamo" else m for m in loaded})))
 
 train.train_run = first_step
-sys.argv = ["study.train", "threads=1", "device=cpu", "run.verbose=false", "run.out=" + OUT]
+# The batch form (shared overrides, then each run's after "--") that the workflow's jobs use.
+sys.argv = ["study.train", "threads=1", "device=cpu", "run.verbose=false", "--", "run.out=" + OUT]
 train.main()
 """
 

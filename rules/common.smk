@@ -142,6 +142,14 @@ def table_files():
     ]
 
 
+# Which ready job a free core takes first (Snakemake runs higher priorities first; it otherwise
+# prefers the jobs with the largest inputs, so a shift evaluation, whose inputs are saved models,
+# went before a training batch, and the last training batch and its shift job then ran alone at
+# the end of the study). Tuning gates the final runs of its ablation; the second-order
+# experiment is the longest single job; training gates the shorter shift evaluations, which fill
+# the end. Longest first leaves no core idle through a long last job.
+PRIORITY = {"tune": 3, "second_order": 2, "train": 1, "shift": 0}
+
 # Batches of runs per job (runs_per_job in conf/workflow.yaml); see rules/train.smk.
 RUNS_PER_JOB = int(config.get("runs_per_job", 1))
 RUN_FILES = ("metrics.json", "history.csv", "model.pt", "config.yaml")

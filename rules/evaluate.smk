@@ -16,6 +16,7 @@ if RUNS_PER_JOB == 1:
         params:
             runs=lambda wc: f"--run {S.run(wc.ablation, wc.variant, wc.seed)}",
         threads: TRAIN_THREADS
+        priority: PRIORITY["shift"]
         conda:
             "../envs/study.yaml"
         shell:
@@ -42,6 +43,7 @@ else:
             params:
                 runs=" ".join(f"--run {quoted([str(run_dir(r))])}" for r in _batch),
             threads: TRAIN_THREADS
+            priority: PRIORITY["shift"]
             conda:
                 "../envs/study.yaml"
             shell:
@@ -60,6 +62,7 @@ rule second_order:
     log:
         str(S.log("second_order")),
     threads: TRAIN_THREADS
+    priority: PRIORITY["second_order"]
     conda:
         "../envs/study.yaml"
     shell:

@@ -52,6 +52,7 @@ if RUNS_PER_JOB == 1:
             overrides=lambda wc: quoted(tuning_run_of(wc).overrides),
             out=lambda wc: str(S.tuning_run(wc.ablation, wc.variant, wc.level, wc.seed)),
         threads: TRAIN_THREADS
+        priority: PRIORITY["tune"]
         resources:
             gpu=lambda wc: gpus(tuning_run_of(wc)),
         conda:
@@ -78,6 +79,7 @@ if RUNS_PER_JOB == 1:
             tuned=lambda wc: quoted(tuned_lr(run_of(wc))),
             out=lambda wc: str(S.run(wc.ablation, wc.variant, wc.seed)),
         threads: TRAIN_THREADS
+        priority: PRIORITY["train"]
         resources:
             gpu=lambda wc: gpus(run_of(wc)),
         conda:
@@ -109,6 +111,7 @@ else:
                 shared=shared_overrides(_batch),
                 members=members(_batch, run_dir),
             threads: TRAIN_THREADS
+            priority: PRIORITY["train"]
             resources:
                 gpu=gpus(_batch[0]),
                 **profile_resources("train"),
@@ -133,6 +136,7 @@ else:
                 shared=shared_overrides(_batch),
                 members=members(_batch, tuning_dir),
             threads: TRAIN_THREADS
+            priority: PRIORITY["tune"]
             resources:
                 gpu=gpus(_batch[0]),
                 **profile_resources("tune"),

@@ -1,4 +1,5 @@
-"""Keep a training job's start-up cheap: torch.optim without importing the compiler stack.
+"""Keep a training job's start-up and exit cheap: torch.optim without importing the compiler
+stack, and no final garbage collection (:func:`exit_job`).
 
 ``torch.optim`` imports ``torch._dynamo`` (the ``torch.compile`` front end) on the first
 optimizer call, only to insert graph breaks that do nothing in eager mode. On the study's 2-core
@@ -20,7 +21,9 @@ optimizers' numbers are unchanged.
 from __future__ import annotations
 
 import functools
+import gc
 import sys
+from typing import NoReturn
 
 import torch
 import torch.optim
@@ -73,3 +76,14 @@ def avoid_compiler_import() -> bool:
                 attr.__wrapped__.__dynamo_disable = attr.__wrapped__
     _PATCHED = True
     return True
+
+
+def exit_job(code: int) -> NoReturn:
+    """End a job's process with ``code`` without the interpreter's final garbage collection.
+
+    At exit Python collects every object still alive, and after ``import torch`` and a few
+    training runs that walk took 0.4 of a job's 0.5 s of exit on the study's machines, paid by
+    every job. ``gc.freeze`` puts the live objects out of the collector's reach; files are still
+    flushed and closed and ``atexit`` handlers still run, as in a normal exit."""
+    gc.freeze()
+    sys.exit(code)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from study.components.data import DataError
 from study.config import CONF_DIR, ConfigError
+from study.startup import exit_job
 from study.training.run import train_run
 
 log = logging.getLogger("study.train")
@@ -79,7 +80,7 @@ def main() -> None:
         from study.training.batch import split_members
 
         shared, members = split_members(sys.argv[1:])
-        sys.exit(run_batch(shared, members))
+        exit_job(run_batch(shared, members))
     import hydra
 
     # Hydra's own logging files and output folders are switched off: the run writes only run.out.
@@ -88,7 +89,7 @@ def main() -> None:
         "hydra/hydra_logging=none",
     ]
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(
-        lambda cfg: sys.exit(run(cfg))
+        lambda cfg: exit_job(run(cfg))
     )
     app()
 

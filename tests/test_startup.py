@@ -50,3 +50,28 @@ def test_patched_optimizers_match_torch_and_skip_the_compiler_import(tmp_path):
     for name, params in expected.items():
         for a, b in zip(got[name], params, strict=True):
             assert torch.equal(a, b), name
+
+
+def test_a_batch_jobs_reset_between_runs_leaves_the_compiler_unimported_on_cpu():
+    # torch.use_deterministic_algorithms imports the compiler's config; a CPU run never changes
+    # the flags, so the reset before each run of a batch must not call it.
+    probe = (
+        "import sys, torch\nfrom study.training.batch import reset_process_state\n"
+        "reset_process_state(1)\nprint('dynamo' if 'torch._dynamo' in sys.modules else 'eager')\n"
+        "torch.use_deterministic_algorithms(True, warn_only=True)\nreset_process_state(1)\n"
+        "print(torch.are_deterministic_algorithms_enabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["eager", "False"]  # and a run that changed them is undone
+
+
+def test_a_job_ends_with_its_exit_code_and_its_files_complete(tmp_path):
+    # exit_job skips the final garbage collection, nothing else: an unclosed file is flushed.
+    target = tmp_path / "written.txt"
+    probe = (
+        "import torch\nfrom study.startup import exit_job\n"
+        f"f = open({str(target)!r}, 'w')\nf.write('x' * 100000)\nexit_job(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe])
+    assert done.returncode == 3
+    assert target.read_text() == "x" * 100000

@@ -168,3 +168,44 @@ def test_without_early_stopping_the_last_epoch_is_reported(monkeypatch):
     ]
     final, run = reporting(monkeypatch, model, best, history)
     assert final["test_acc"] == 3.0 and run.history[1]["test_acc"] == 3.0
+
+
+def block_parts(augment=None, steps=20, batch_size=4):
+    """Parts enough for epoch_batches: 2 blocks (16 + 4 steps) of uint8 images."""
+    gen = torch.Generator().manual_seed(0)
+    n = steps * batch_size + 3  # the last 3 images fill no batch
+    splits = SimpleNamespace(
+        train_x=torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=gen),
+        train_y=torch.arange(n) % 10, mean=(0.5,), std=(0.25,),
+    )  # fmt: skip
+    return SimpleNamespace(
+        splits=splits, augment=augment, generator=torch.Generator().manual_seed(1),
+        memory_format=torch.contiguous_format, steps_per_epoch=steps, batch_size=batch_size,
+    )  # fmt: skip
+
+
+def test_batches_prepared_in_blocks_are_the_batches_prepared_one_by_one():
+    parts, order = block_parts(), torch.randperm(83)
+    batches = list(loop.epoch_batches(parts, order))
+    assert len(batches) == 20 and loop.BATCHES_PER_BLOCK == 16
+    for i, (xb, yb) in enumerate(batches):
+        x1, y1 = loop.training_batch(parts, order[i * 4 : (i + 1) * 4])
+        assert torch.equal(xb, x1) and torch.equal(yb, y1), i
+
+
+def test_augmented_blocks_draw_each_images_augmentation_in_block_order():
+    from study.components.augmentations import augment_batch
+    from study.components.data import normalize
+
+    augment = OmegaConf.create({"shift": 2, "flip": True, "cutout": 3})
+    parts, order = block_parts(augment), torch.randperm(83)
+    got = torch.cat([xb for xb, _ in loop.epoch_batches(parts, order)])
+    gen, x = torch.Generator().manual_seed(1), parts.splits.train_x
+    expected = torch.cat(
+        [normalize(augment_batch(x[order[a:b]], augment, gen), (0.5,), (0.25,)) for a, b in
+         ((0, 64), (64, 80))]
+    )  # fmt: skip
+    assert torch.equal(got, expected)
+    plain = normalize(x[order[:80]], (0.5,), (0.25,))
+    changed = (got != plain).flatten(1).any(1)
+    assert changed.float().mean() > 0.9  # nearly every image moved, flipped or cut

@@ -282,4 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from study.startup import exit_job
+
+    exit_job(main())

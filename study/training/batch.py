@@ -56,7 +56,15 @@ def reset_process_state(threads: int) -> None:
     from study.components import schedules
 
     schedules._RESOLVED.clear()
-    torch.use_deterministic_algorithms(_DETERMINISTIC, warn_only=_DETERMINISTIC_WARN_ONLY)
+    # Only when a run changed them: torch.use_deterministic_algorithms imports the compiler's
+    # config and with it torch._dynamo (1 s of a job's start-up, and the optimizer patch of
+    # study.startup then steps aside), which CPU runs never need.
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if deterministic != (_DETERMINISTIC, _DETERMINISTIC_WARN_ONLY):
+        torch.use_deterministic_algorithms(_DETERMINISTIC, warn_only=_DETERMINISTIC_WARN_ONLY)
     torch.backends.cudnn.benchmark = _CUDNN_BENCHMARK
     torch.set_num_threads(threads)
     torch.manual_seed(0)  # the run seeds its own generators; nothing may depend on the last run
