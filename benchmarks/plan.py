@@ -1,17 +1,31 @@
 """Planning a large study: the time of ``snakemake -n`` on a copy of the workflow with a large
-generated ablation."""
+generated ablation.
+
+Snakemake's SLURM plugin, installed with the study, asks the SLURM controller for its settings
+(``scontrol show config``) when it is imported, if SLURM's tools are on the PATH. On a cluster
+that answers at once; on a machine with the tools but no controller it waits up to 10 s, in
+every ``snakemake`` call, whatever the study. The dry runs are timed with ``sinfo`` (the tool
+the plugin looks for first) off the PATH, and the plugin's query is timed on its own.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks.report import Report, median
-from benchmarks.workflow import copy_workflow, time_command
+from benchmarks.workflow import checkout_env, copy_workflow, time_command
+
+# The tool whose presence makes the SLURM plugin query the controller when it is imported.
+SLURM_PROBE_TOOL = "sinfo"
 
 OPTIMS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "linear", "inverse_sqrt", "piecewise")
@@ -65,11 +79,37 @@ def job_stats(output: str) -> dict[str, int]:
     return stats
 
 
+def path_without(tool: str, links: Path) -> str:
+    """The PATH with ``tool`` not found on it: a folder holding it is replaced by ``links``, a
+    folder of links to everything else in it."""
+    folders = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and (Path(folder) / tool).exists():
+            links.mkdir(parents=True, exist_ok=True)
+            for entry in Path(folder).iterdir():
+                if entry.name != tool and not (links / entry.name).exists():
+                    (links / entry.name).symlink_to(entry)
+            folder = str(links)
+        folders.append(folder)
+    return os.pathsep.join(dict.fromkeys(folders))
+
+
+def slurm_probe_s() -> float:
+    """Wall time of the SLURM plugin's import-time query; 0 where SLURM's tools are absent."""
+    if shutil.which(SLURM_PROBE_TOOL) is None or shutil.which("scontrol") is None:
+        return 0.0
+    t0 = time.perf_counter()
+    with contextlib.suppress(subprocess.TimeoutExpired):  # the plugin gives up after 10 s too
+        subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=10)
+    return time.perf_counter() - t0
+
+
 def dry_run_times(workflow: Path, scale: str, repeats: int) -> tuple[list[float], dict]:
     argv = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--config", f"scale={scale}"]
+    env = {**checkout_env(), "PATH": path_without(SLURM_PROBE_TOOL, workflow / ".bin")}
     times, stats = [], {}
     for _ in range(repeats):
-        elapsed, stdout = time_command(argv, workflow)
+        elapsed, stdout = time_command(argv, workflow, env=env)
         times.append(elapsed)
         stats = job_stats(stdout)
     return times, stats
@@ -98,7 +138,8 @@ def plan_time(report: Report, n_runs: int, repeats: int, keep_ablations: bool, s
         shutil.rmtree(tmp, ignore_errors=True)
     report.section(
         f"planning: snakemake -n --cores 2 on a copy of the workflow with a generated grid "
-        f"({'plus' if keep_ablations else 'without'} the study's ablations), median of {repeats}"
+        f"({'plus' if keep_ablations else 'without'} the study's ablations), median of {repeats}, "
+        f"{SLURM_PROBE_TOOL} off the PATH"
     )
     if study_times:
         report.add("dry_run_s", median(study_times), f"snakemake -n of the {scale} study alone")
@@ -106,4 +147,10 @@ def plan_time(report: Report, n_runs: int, repeats: int, keep_ablations: bool, s
     report.add("plan_runs", runs, "training and tuning runs planned")
     report.add("plan_jobs", stats.get("total", 0), "jobs planned in all")
     report.add("plan_s", median(times), "wall time of snakemake -n")
+    report.add(
+        "slurm_probe_s",
+        slurm_probe_s(),
+        "scontrol show config: what the SLURM plugin adds to every snakemake call here "
+        "(0: no SLURM tools; a cluster answers at once)",
+    )
     return times, stats

@@ -72,10 +72,12 @@ def checkout_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else "")}
 
 
-def time_command(argv: list[str], cwd: Path, timeout: float = 300) -> tuple[float, str]:
+def time_command(
+    argv: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> tuple[float, str]:
     t0 = time.perf_counter()
     done = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=checkout_env()
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env or checkout_env()
     )
     elapsed = time.perf_counter() - t0
     if done.returncode != 0:

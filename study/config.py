@@ -115,8 +115,23 @@ def _yaml_file(path: Path) -> tuple[dict, str | None]:
     return _YAML[key]
 
 
-_BASES: dict[tuple, DictConfig] = {}
+# The composed base config of each distinct choice of config groups, pickled: unpickling a copy
+# took a fifth of the time of DictConfig.copy (0.24 against 1.1 ms), once per planned variant.
+_BASES: dict[tuple, bytes] = {}
 _MISSING = object()
+# Hydra's parse of each override line (its grammar parser took 1 ms a line; a study's variants
+# repeat the same few lines hundreds of times).
+_PARSED: dict[str, object] = {}
+
+
+def _parse_overrides(overrides: list[str]) -> list:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    missing = [line for line in overrides if line not in _PARSED]
+    if missing:
+        # All at once, so a line that does not parse raises as Hydra words it for the list.
+        _PARSED.update(zip(missing, OverridesParser.create().parse_overrides(missing), strict=True))
+    return [_PARSED[line] for line in overrides]
 
 
 def options_of(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
@@ -149,14 +164,15 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
     runs once per distinct choice of config groups; value overrides are then applied to a copy
     with OmegaConf in struct mode, which refuses unknown keys just as Hydra does.
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    import pickle
+
     from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     for override in overrides:
         check_override_syntax(override)
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        parsed = _parse_overrides(list(overrides))
         groups = tuple(o.input_line for o in parsed if o.key_or_group in GROUPS)
         for o in parsed:
             if o.key_or_group in GROUPS:
@@ -169,8 +185,9 @@ def compose(overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
         key = (str(conf_dir), groups)
         if key not in _BASES:
             base = _file_compose(groups, conf_dir)
-            _BASES[key] = base if base is not None else _hydra_compose(groups, conf_dir)
-        cfg = _BASES[key].copy()
+            base = base if base is not None else _hydra_compose(groups, conf_dir)
+            _BASES[key] = pickle.dumps(base)
+        cfg = pickle.loads(_BASES[key])
         for o in parsed:
             if o.key_or_group in GROUPS:
                 continue
