@@ -91,18 +91,21 @@ def _autograd_hessian_s(problem: Problem, steps: int, chunk_size: int, clock) ->
     return (clock() - start) / steps
 
 
+def _steps_to_fill(step_s: float) -> int:
+    """Steps of ``step_s`` seconds each that fill one timed repeat of NEWTON_MIN_REPEAT_S."""
+    return max(1, math.ceil(NEWTON_MIN_REPEAT_S / max(step_s, 1e-9)))
+
+
 def time_newton(problem: Problem, repeats: int, chunk_size=256, clock=time.perf_counter):
     """Newton's seconds per iteration, Hessian and solves, and the autograd Hessian's (the same as
     its own when the problem has no closed form), in ``repeats`` timed repeats after a warm-up;
     each repeat takes as many steps from θ0 as fill ``NEWTON_MIN_REPEAT_S`` (one at large N)."""
-    warm = _newton_repeat(problem, 1, chunk_size, clock)[0]
-    steps = max(1, math.ceil(NEWTON_MIN_REPEAT_S / max(warm, 1e-9)))
+    steps = _steps_to_fill(_newton_repeat(problem, 1, chunk_size, clock)[0])
     times, hessian_s, solve_s = zip(
         *(_newton_repeat(problem, steps, chunk_size, clock) for _ in range(repeats)), strict=True
     )
     if problem.hessian is None:
         return list(times), list(hessian_s), list(solve_s), list(hessian_s)
-    warm = _autograd_hessian_s(problem, 1, chunk_size, clock)
-    steps = max(1, math.ceil(NEWTON_MIN_REPEAT_S / max(warm, 1e-9)))
+    steps = _steps_to_fill(_autograd_hessian_s(problem, 1, chunk_size, clock))
     autograd_s = [_autograd_hessian_s(problem, steps, chunk_size, clock) for _ in range(repeats)]
     return list(times), list(hessian_s), list(solve_s), autograd_s
