@@ -56,6 +56,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of numerator / denominator of the same round: two loops timed one right
+    after the other share the machine's state of that moment, which a ratio of two medians,
+    each over all rounds, does not pair."""
+    return median([n / d for n, d in zip(numerator, denominator, strict=True)])
+
+
 def cpu_name() -> str:
     """lscpu's model name (the processor as the cloud or the vendor calls it)."""
     try:

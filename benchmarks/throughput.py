@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import training
-from benchmarks.report import Report, median
+from benchmarks.report import Report, median, paired_ratio
 from benchmarks.user_loop import user_loader, write_torchvision_layout
 from benchmarks.workflow import data_cache
 
@@ -282,7 +282,6 @@ def report_throughput(report: Report, sizes: Sizes, threads: int, device, m: Mea
     rates, peak, train_flops = m.rates, m.peak, m.train_flops
     a, c = median(rates["a"]), median(rates["c"])
     b_workers = 0 if 0 in sizes.workers else sizes.workers[0]
-    b = median(rates[f"b{b_workers}"])
     report.section(
         f"throughput: resmlp (width {m.cfg.model.width}, {m.cfg.model.blocks} blocks), "
         f"{sizes.n_train} Fashion-MNIST images, batch {sizes.batch_size}, AdamW, "
@@ -305,11 +304,25 @@ def report_throughput(report: Report, sizes: Sizes, threads: int, device, m: Mea
     )
     report.add("c_images_per_s", c, "compute only: pre-made normalized batches, same model/opt")
     same = " (same threads)" if b_workers == 0 else ""
-    report.add("ratio_a_b", a / b, f"a / b, num_workers={b_workers}{same}")
+    paired = f"median of the {len(rates['a'])} rounds' ratios"
+    report.add(
+        "ratio_a_b", paired_ratio(rates["a"], rates[f"b{b_workers}"]), f"a / b, num_workers="
+        f"{b_workers}{same}, {paired}"
+    )  # fmt: skip
     if 1 in sizes.workers and 0 in sizes.workers:
-        report.add("ratio_a_b1", a / median(rates["b1"]), "a / b with one loader process")
-    report.add("ratio_a_c", a / c, "a / c: the loop with its augmentation work, which c has not")
-    report.add("ratio_a_plain_c", a_plain / c, "a_plain / c: the loop's own overhead")
+        report.add(
+            "ratio_a_b1", paired_ratio(rates["a"], rates["b1"]), "a / b with one loader process"
+        )
+    report.add(
+        "ratio_a_c",
+        paired_ratio(rates["a"], rates["c"]),
+        f"a / c: the loop with its augmentation work, which c has not; {paired}",
+    )
+    report.add(
+        "ratio_a_plain_c",
+        paired_ratio(rates["a_plain"], rates["c"]),
+        f"a_plain / c: the loop's own overhead; {paired}",
+    )
     report.add(
         "forward_mflop_per_image", m.forward_flops / 1e6, "matmul FLOPs, 2·in·out per Linear"
     )
