@@ -63,6 +63,16 @@ def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     return median([n / d for n, d in zip(numerator, denominator, strict=True)])
 
 
+def ratio_quartiles(numerator: list[float], denominator: list[float]) -> str:
+    """The first and third quartile of the rounds' ratios, as text: the spread a reader weighs
+    the median against."""
+    ratios = [n / d for n, d in zip(numerator, denominator, strict=True)]
+    if len(ratios) < 2:
+        return "one round"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"rounds' quartiles {q1:.3f}-{q3:.3f}"
+
+
 def cpu_name() -> str:
     """lscpu's model name (the processor as the cloud or the vendor calls it)."""
     try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import training
-from benchmarks.report import Report, median, paired_ratio
+from benchmarks.report import Report, median, paired_ratio, ratio_quartiles
 from benchmarks.user_loop import user_loader, write_torchvision_layout
 from benchmarks.workflow import data_cache
 
@@ -32,7 +32,7 @@ class Sizes:
     n_train: int = 10_000
     batch_size: int = 128
     epochs: int = 1  # per timed repeat
-    repeats: int = 7
+    repeats: int = 11
     matmul_n: int = 1024
     workers: tuple[int, ...] = (0, 1)
     # Evaluation does not count in (a)'s rate; quick mode shrinks it to keep tests fast.
@@ -204,16 +204,26 @@ def make_loops(cfg, plain_cfg, sizes: Sizes, device, premade, loaders: dict, set
     return loops, run_a
 
 
+# The loops whose ratios carry targets run back to back in every round, so that each pair shares
+# the machine's state of that moment (other tenants make a shared core's speed drift by 10-20%
+# within seconds); the slower user loops (b) follow them.
+PAIRED = ("a", "a_plain", "c")
+
+
 def interleaved_rates(loops: dict, repeats: int) -> tuple[dict[str, list[float]], float]:
-    """Rates of every loop over ``repeats`` rounds, each round starting one loop further on, and
-    the CPU share of the one-thread loops."""
+    """Rates of every loop over ``repeats`` rounds, each round starting the paired loops and the
+    others one loop further on, and the CPU share of the one-thread loops."""
     rates: dict[str, list[float]] = defaultdict(list)
+    paired = [name for name in loops if name in PAIRED]
+    others = [name for name in loops if name not in PAIRED]
     # CPU time of this process over wall time of the one-thread loops in it: near 1 unless
     # something else took the core (the loader process of b1 runs elsewhere, so b1 is left out).
     cpu_s = wall_s = 0.0
     for repeat in range(repeats):
-        names = list(loops)
-        names = names[repeat % len(names) :] + names[: repeat % len(names)]
+        names = []
+        for group in (paired, others):
+            turn = repeat % len(group) if group else 0
+            names += group[turn:] + group[:turn]
         for name in names:
             t_cpu, t_wall = time.process_time(), time.perf_counter()
             rates[name].append(loops[name]())
@@ -316,12 +326,14 @@ def report_throughput(report: Report, sizes: Sizes, threads: int, device, m: Mea
     report.add(
         "ratio_a_c",
         paired_ratio(rates["a"], rates["c"]),
-        f"a / c: the loop with its augmentation work, which c has not; {paired}",
+        f"a / c: the loop with its augmentation work, which c has not; {paired} "
+        f"({ratio_quartiles(rates['a'], rates['c'])})",
     )
     report.add(
         "ratio_a_plain_c",
         paired_ratio(rates["a_plain"], rates["c"]),
-        f"a_plain / c: the loop's own overhead; {paired}",
+        f"a_plain / c: the loop's own overhead; {paired} "
+        f"({ratio_quartiles(rates['a_plain'], rates['c'])})",
     )
     report.add(
         "forward_mflop_per_image", m.forward_flops / 1e6, "matmul FLOPs, 2·in·out per Linear"

@@ -399,6 +399,28 @@ def test_a_paired_ratio_is_the_median_of_each_rounds_quotient():
         report.paired_ratio([1.0, 2.0], [1.0])
 
 
+def test_ratio_quartiles_state_the_spread_of_the_rounds():
+    assert report.ratio_quartiles([9.0, 10.0, 11.0, 12.0], [10.0] * 4) == (
+        "rounds' quartiles 0.925-1.175"
+    )
+    assert report.ratio_quartiles([9.0], [10.0]) == "one round"
+
+
+def test_paired_loops_run_back_to_back_in_every_round_in_rotating_order():
+    from benchmarks.throughput import interleaved_rates
+
+    seen = []
+    loops = {name: (lambda name=name: seen.append(name) or 1.0) for name in
+             ("a", "a_plain", "c", "b0", "b1")}  # fmt: skip
+    rates, _ = interleaved_rates(loops, repeats=3)
+    rounds = [seen[i : i + 5] for i in range(0, 15, 5)]
+    assert [r[:3] for r in rounds] == [
+        ["a", "a_plain", "c"], ["a_plain", "c", "a"], ["c", "a", "a_plain"]
+    ]  # fmt: skip
+    assert [r[3:] for r in rounds] == [["b0", "b1"], ["b1", "b0"], ["b0", "b1"]]
+    assert all(len(v) == 3 for v in rates.values())
+
+
 def test_the_dry_runs_path_hides_slurms_probe_tool_and_keeps_everything_else(tmp_path, monkeypatch):
     tools, other = tmp_path / "bin", tmp_path / "other"
     for folder, names in ((tools, ("sinfo", "sacct", "bash")), (other, ("sinfo", "git"))):

@@ -194,11 +194,12 @@ def test_batches_prepared_in_blocks_are_the_batches_prepared_one_by_one():
 
 
 def test_augmented_blocks_draw_each_images_augmentation_in_block_order():
-    from study.components.augmentations import augment_batch
+    from study.components.augmentations import TrainingAugmentation, augment_batch
     from study.components.data import normalize
 
     augment = OmegaConf.create({"shift": 2, "flip": True, "cutout": 3})
-    parts, order = block_parts(augment), torch.randperm(83)
+    parts, order = block_parts(), torch.randperm(83)
+    parts.augment = TrainingAugmentation(parts.splits.train_x, augment)
     got = torch.cat([xb for xb, _ in loop.epoch_batches(parts, order)])
     gen, x = torch.Generator().manual_seed(1), parts.splits.train_x
     expected = torch.cat(

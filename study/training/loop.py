@@ -9,7 +9,6 @@ import time
 import torch
 import torch.nn.functional as F
 
-from study.components.augmentations import augment_batch
 from study.components.data import normalize
 from study.components.layers import set_progress
 from study.components.optimizers import OPTIMIZERS
@@ -23,9 +22,9 @@ log = logging.getLogger("study.train")
 GPU_CHECK_EVERY = 50
 
 # The training images of this many steps are gathered, augmented and normalized in one go. Per
-# step, the gather and augmentation tables pushed the model's weights out of the CPU's caches at
-# every step: a step with freshly augmented data took 8-10% longer than one on pre-made batches;
-# in blocks of 16 the gap is 2-4% (benchmarks.throughput), and a block of 16 batches stays small
+# step, preparing the batch pushed the model's weights out of the CPU's caches: a step with
+# freshly augmented data took 8-10% longer than one on pre-made batches; in blocks of 16 the gap
+# is a few percent at most (benchmarks.throughput), and a block of 16 batches stays small
 # (16 × 128 × 3×32×32 float32 is 25 MB) where a whole epoch would not.
 BATCHES_PER_BLOCK = 16
 
@@ -45,9 +44,10 @@ def training_batch(parts: RunParts, idx: torch.Tensor) -> tuple[torch.Tensor, to
     """Images (augmented, normalized, in the model's memory format) and labels of ``idx``: one
     batch, or a block of consecutive batches (each image's augmentation is drawn on its own)."""
     splits = parts.splits
-    xb = splits.train_x.index_select(0, idx)
     if parts.augment is not None:
-        xb = augment_batch(xb, parts.augment, parts.generator)
+        xb = parts.augment(idx, parts.generator)
+    else:
+        xb = splits.train_x.index_select(0, idx)
     xb = normalize(xb, splits.mean, splits.std).contiguous(memory_format=parts.memory_format)
     return xb, splits.train_y.index_select(0, idx)
 
@@ -59,11 +59,7 @@ def epoch_batches(parts: RunParts, order: torch.Tensor):
     for start in range(0, steps, BATCHES_PER_BLOCK):
         stop = min(start + BATCHES_PER_BLOCK, steps)
         xs, ys = training_batch(parts, order[start * batch_size : stop * batch_size])
-        for i in range(0, stop - start):
-            yield (
-                xs[i * batch_size : (i + 1) * batch_size],
-                ys[i * batch_size : (i + 1) * batch_size],
-            )
+        yield from zip(xs.split(batch_size), ys.split(batch_size), strict=True)
 
 
 def set_learning_rate(parts: RunParts, step: int) -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from study.components.augmentations import TrainingAugmentation
 from study.training.checkpoint import BestEpoch, Checkpoint
 
 
@@ -31,7 +32,7 @@ class RunParts:
     generator: torch.Generator  # batch order and augmentation draws
     batch_order: Callable[[torch.Generator], torch.Tensor]  # one epoch's image indices
     batch_size: int
-    augment: DictConfig | None  # None when no augmentation is active
+    augment: TrainingAugmentation | None  # None when no augmentation is active
     lr_factor: Callable[[int], float]  # the schedule, step -> factor of ``base_lr``
     base_lr: float
     steps_per_epoch: int

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from study.components.augmentations import is_active
+from study.components.augmentations import TrainingAugmentation, is_active
 from study.components.data import load_splits
 from study.components.models import MODELS, build_model
 from study.components.optimizers import OPTIMIZERS, build_optimizer
@@ -159,7 +159,9 @@ def build(cfg: DictConfig, device: torch.device) -> RunParts:
         generator=generator,
         batch_order=batch_order_fn(splits.train_y, cfg.train),
         batch_size=cfg.train.batch_size,
-        augment=cfg.augment if is_active(cfg.augment) else None,
+        augment=TrainingAugmentation(splits.train_x, cfg.augment)
+        if is_active(cfg.augment)
+        else None,
         lr_factor=schedule_fn(steps_per_epoch * epochs, steps_per_epoch, cfg.schedule),
         base_lr=float(cfg.optim.lr),
         steps_per_epoch=steps_per_epoch,
