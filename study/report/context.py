@@ -315,8 +315,7 @@ SECOND_ORDER_CAPTION = (
     "log-log axes, with the fitted power laws (solid over the sizes fitted, dashed where they "
     "are extrapolated to 1e8); iterations to the target per method; and wall time to the target "
     "of Newton and of the fastest first-order method, with the crossover marked (vertical line) "
-    "over the two measured sizes that bracket it (shaded). Colour: the method; marker and line: "
-    "the problem family."
+    "over the two measured sizes that bracket it (shaded)."
 )
 
 
