@@ -56,17 +56,22 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def round_ratios(numerator: list[float], denominator: list[float]) -> list[float]:
+    """Each round's numerator / denominator (the two lists must pair round for round)."""
+    return [n / d for n, d in zip(numerator, denominator, strict=True)]
+
+
 def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
     """Median over rounds of numerator / denominator of the same round: two loops timed one right
     after the other share the machine's state of that moment, which a ratio of two medians,
     each over all rounds, does not pair."""
-    return median([n / d for n, d in zip(numerator, denominator, strict=True)])
+    return median(round_ratios(numerator, denominator))
 
 
 def ratio_quartiles(numerator: list[float], denominator: list[float]) -> str:
     """The first and third quartile of the rounds' ratios, as text: the spread a reader weighs
     the median against."""
-    ratios = [n / d for n, d in zip(numerator, denominator, strict=True)]
+    ratios = round_ratios(numerator, denominator)
     if len(ratios) < 2:
         return "one round"
     q1, _, q3 = statistics.quantiles(ratios, n=4)
