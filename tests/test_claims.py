@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from study.analysis import power
-from study.analysis.claims import (
+from study.analysis.ledger.evaluate import (
     COLUMNS,
     ClaimsError,
     ClaimTables,
@@ -519,7 +519,7 @@ def test_ledger_and_tables_agree_on_a_shared_comparison():
 
 
 def test_a_table_cell_that_is_a_claim_shows_the_ledgers_verdict():
-    from study.analysis.shared_verdicts import adopt_ledger_verdicts, shared_comparisons
+    from study.analysis.ledger.table_verdicts import adopt_ledger_verdicts, shared_comparisons
     from study.analysis.table_format import display_table
     from study.analysis.tables import summarize
 

@@ -10,7 +10,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from snakemake.utils import validate as snakemake_validate
 
-from study.analysis.claims import SPECIAL
+from study.analysis.ledger.evaluate import SPECIAL
 from study.config import SCALES
 from study.schemas import SCHEMA_DIR, DocumentError, validate_document, validator
 

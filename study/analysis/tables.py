@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.analysis.claim_rule import adjust, detectable, table_verdict
 from study.analysis.gather import TablesError, gather
+from study.analysis.ledger.rule import adjust, detectable, table_verdict
 from study.analysis.metrics import DIFF_METRICS, METRICS, usable
 from study.analysis.stats import PairedDiff, mean_ci, paired_diff
 from study.analysis.table_format import display_table, to_latex, to_markdown
@@ -73,7 +73,7 @@ def _variant_row(own: pd.DataFrame, ablation, variant, baseline, reference) -> d
 
 def _with_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """Adjusted p-values (Benjamini–Hochberg within the ablation and metric) and verdicts by the
-    study's one rule (study.analysis.claim_rule), per compared metric; the comparison columns
+    study's one rule (study.analysis.ledger.rule), per compared metric; the comparison columns
     last."""
     for m, higher in DIFF_METRICS.items():
         table[f"{m}_p_adjusted"] = adjust(table[f"{m}_p"])
@@ -200,8 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", type=Path, help="claims ledger (conf/claims.yaml)")
     args = parser.parse_args(argv)
 
-    from study.analysis.claims import ClaimsError, evaluate, load_claims, tables_from_frames
-    from study.analysis.shared_verdicts import adopt_ledger_verdicts
+    from study.analysis.ledger.evaluate import (
+        ClaimsError,
+        evaluate,
+        load_claims,
+        tables_from_frames,
+    )
+    from study.analysis.ledger.table_verdicts import adopt_ledger_verdicts
     from study.planning.ablation import AblationError, load_ablations
 
     try:

@@ -1,5 +1,5 @@
 """Forest plots: every effect with its 95% interval against the margin that makes it matter,
-coloured by its verdict under the study's one rule (study.analysis.claim_rule).
+coloured by its verdict under the study's one rule (study.analysis.ledger.rule).
 
 Two users: the claims ledger (one row per claim, one panel per unit, since pp, nats and ratios
 share no axis; written next to the report as figures/claims_forest.png) and each ablation (its
@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from study.analysis.claim_rule import TABLE_MARGINS, TABLE_WORDS, UNITS
+from study.analysis.ledger.rule import TABLE_MARGINS, TABLE_WORDS, UNITS
 from study.analysis.metrics import DIFF_METRICS
 from study.figures.common import Context, _require, _save_figure, _style, figure
 

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from study import contracts, provenance
-from study.analysis.claim_rule import RULE
+from study.analysis.ledger.rule import RULE
 from study.analysis.stats import fmt
 from study.paths import ScaleDir
 from study.report.experiments import (
@@ -89,7 +89,7 @@ def _claims(
 ) -> list[dict]:
     """The ledger's rows as shown; without tables/claims.csv, ``claims_path``'s as not evaluated."""
     if table is None and claims_path is not None and Path(claims_path).is_file():
-        from study.analysis.claims_file import load_claims
+        from study.analysis.ledger.claims_file import load_claims
 
         table = pd.DataFrame(
             [

@@ -217,7 +217,7 @@ def holm_sentence(claims_table) -> str:
     instead of the false-discovery rate the rule controls (empty without a ledger)."""
     import pandas as pd
 
-    from study.analysis.claim_rule import holm_sensitivity
+    from study.analysis.ledger.rule import holm_sensitivity
 
     if claims_table is None or not {"p", "verdict"} <= set(claims_table.columns):
         return ""

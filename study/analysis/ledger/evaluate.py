@@ -5,7 +5,7 @@ smallest effect of interest, in its unit, with the reason). It becomes one row o
 ``<scale-dir>/tables/claims.csv`` with the effect in that unit, its interval, the p-value of its
 test, the adjusted p (Benjamini–Hochberg) over every tested claim of the ledger, the smallest
 effect its seeds detect with 80% power and a verdict by the one rule of
-:mod:`study.analysis.claim_rule`
+:mod:`study.analysis.ledger.rule`
 (supported, contradicted, no meaningful effect, inconclusive) or ``not tested`` (the ablation, a
 variant, a metric or a file the claim needs does not exist at this scale; never an error, so the
 ledger can name ablations before they are run). The schema is schemas/claims.schema.yaml.
@@ -19,11 +19,11 @@ from pathlib import Path
 import pandas as pd
 
 from study import contracts
-from study.analysis.claim_checks import CHECK_METRICS, CHECKS
-from study.analysis.claim_kinds import compare, diverges, near_best
-from study.analysis.claim_rule import RULE, adjust, detectable, judge
-from study.analysis.claim_values import ClaimTables, _metric_label, read_tables, tables_from_frames
-from study.analysis.claims_file import ClaimsError, load_claims
+from study.analysis.ledger.checks import CHECK_METRICS, CHECKS
+from study.analysis.ledger.claims_file import ClaimsError, load_claims
+from study.analysis.ledger.kinds import compare, diverges, near_best
+from study.analysis.ledger.rule import RULE, adjust, detectable, judge
+from study.analysis.ledger.values import ClaimTables, _metric_label, read_tables, tables_from_frames
 from study.analysis.stats import CLAIM_VERDICTS, NAN, fmt
 
 __all__ = [

@@ -1,7 +1,7 @@
 """A comparison that is both a cell of an ablation's table and a claim of the ledger is judged once.
 
 The tables adjust their p-values within each ablation and metric, the ledger over all its claims
-(study.analysis.claim_rule): the same paired difference can then clear the bar in one family and
+(study.analysis.ledger.rule): the same paired difference can then clear the bar in one family and
 not in the other. Where a claim measures exactly a table's comparison (same ablation, reference,
 variant and metric, measured on the runs with no filter, guard or epoch), the table adopts the
 ledger's adjusted p and verdict, so a reader never sees two answers to one question; the column

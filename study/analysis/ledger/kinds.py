@@ -1,10 +1,10 @@
 """The claim kinds of the ledger: ``compare``, ``near_best`` and ``diverges``.
 
 Each takes the tables and one claim and returns what was measured, in the claim's unit: an
-:class:`~study.analysis.claim_rule.Estimate` (effect, 95% interval, the p-value of the claim's
+:class:`~study.analysis.ledger.rule.Estimate` (effect, 95% interval, the p-value of the claim's
 own test, pairs, spread), the test it is judged by and a sentence with the numbers behind it. The
-verdict is not decided here: the ledger (study.analysis.claims) first adjusts the p-values
-(Benjamini–Hochberg) of all claims, then applies the one rule of study.analysis.claim_rule.
+verdict is not decided here: the ledger (study.analysis.ledger.evaluate) first adjusts the p-values
+(Benjamini–Hochberg) of all claims, then applies the one rule of study.analysis.ledger.rule.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from study.analysis.claim_rule import Estimate, unit_scale
-from study.analysis.claim_values import ClaimTables, _metric_label, run_values
+from study.analysis.ledger.rule import Estimate, unit_scale
+from study.analysis.ledger.values import ClaimTables, _metric_label, run_values
 from study.analysis.stats import (
     NAN,
     fmt,

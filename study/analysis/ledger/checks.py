@@ -1,6 +1,6 @@
 """Special claims: checks that fit no generic kind (``kind: special`` with a ``check`` name).
 
-Each returns what the generic kinds return (study.analysis.claim_kinds): an Estimate in the
+Each returns what the generic kinds return (study.analysis.ledger.kinds): an Estimate in the
 claim's unit, the test it is judged by and the numbers behind it. Ratios ("x") are estimated on
 the log scale, where "no effect" is 0 and a ratio margin m is the band ±log m, and shown back as
 ratios (``log: True``).
@@ -17,10 +17,10 @@ import pandas as pd
 from scipy import stats as sps
 
 from study import contracts
-from study.analysis.claim_kinds import _not_tested, describe, paired_estimate
-from study.analysis.claim_rule import Estimate
-from study.analysis.claim_values import ClaimTables, _matches, run_values
-from study.analysis.claims_file import ClaimsError
+from study.analysis.ledger.claims_file import ClaimsError
+from study.analysis.ledger.kinds import _not_tested, describe, paired_estimate
+from study.analysis.ledger.rule import Estimate
+from study.analysis.ledger.values import ClaimTables, _matches, run_values
 from study.analysis.stats import NAN, fmt, mean_ci, tost_paired
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from study import contracts
-from study.analysis.claims_file import ClaimsError
+from study.analysis.ledger.claims_file import ClaimsError
 from study.analysis.metrics import is_loss_metric, usable
 from study.paths import ScaleDir
 
