@@ -57,9 +57,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
             if not pd.isna(r.get(f"{m}_mde")):  # what these seeds detect with 80% power
                 cell += f", detectable {fmt(r[f'{m}_mde'])}"
             row[f"Δ {m}"] = f"{cell}, {r[f'{m}_verdict']}"
-            claim = r.get(
-                f"{m}_claim"
-            )  # judged by the ledger (ledger.table_verdicts)
+            claim = r.get(f"{m}_claim")  # judged by the ledger (ledger.table_verdicts)
             if isinstance(claim, str) and claim:
                 row[f"Δ {m}"] += f" (claim {claim}, p adjusted over the ledger)"
         rows.append(row)
