@@ -1,16 +1,10 @@
-"""Special claims: checks that fit no generic kind (``kind: special`` with a ``check`` name).
-
-Each returns what the generic kinds return (study.analysis.ledger.kinds): an Estimate in the
-claim's unit, the test it is judged by and the numbers behind it. Ratios ("x") are estimated on
-the log scale, where "no effect" is 0 and a ratio margin m is the band ±log m, and shown back as
-ratios (``log: True``).
-"""
+"""Special checks on the second-order experiment (study/experiments/second_order*.py): Newton
+against first-order methods in iterations, time per step and extrapolated cost at scale."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,33 +12,10 @@ from scipy import stats as sps
 
 from study import contracts
 from study.analysis.ledger.claims_file import ClaimsError
-from study.analysis.ledger.kinds import _not_tested, describe, paired_estimate
+from study.analysis.ledger.kinds import _not_tested, describe
 from study.analysis.ledger.rule import Estimate
-from study.analysis.ledger.values import ClaimTables, _matches, run_values
-from study.analysis.stats import NAN, fmt, mean_ci, tost_paired
-
-
-def early_stopping_near_minimum(t: ClaimTables, c: dict) -> dict:
-    """Early stopping returns the model of (about) the epoch where the un-stopped run's
-    validation loss is lowest: per seed, the stopped variant's ``best_epoch`` minus the epoch of
-    the lowest val_loss in the reference run's history, as the median with its range; an
-    equivalence claim within ±margin epochs (TOST p). The reference must train on past the stop
-    (a schedule that does not anneal to the end), or the two runs are the same run and the check
-    cannot fail."""
-    ablation, variant, ref = c["ablation"], c["variant"], c["reference"]
-    stopped = run_values(t, {**c, "metric": "best_epoch", "source": "runs"}, ablation, variant)
-    h = t.history
-    if stopped is None or "ablation" not in h or "val_loss" not in h:
-        return _not_tested(f"no runs or history of {ablation}/{variant}")
-    h = h[(h["ablation"] == ablation) & (h["variant"] == ref)].dropna(subset=["val_loss"])
-    if h.empty:
-        return _not_tested(f"no history of the reference {ablation}/{ref}")
-    minimum = h.loc[h.groupby("seed")["val_loss"].idxmin()].set_index("seed")["epoch"]
-    minimum = minimum.astype(float)
-    est = paired_estimate(stopped, minimum, "epochs")
-    est = est._replace(p=tost_paired(stopped, minimum, float(c["margin"]))[0])
-    name = f"{variant} best_epoch - val_loss minimum of {ref}"
-    return {"estimate": est, "test": "equivalence", "detail": describe(name, est, "epochs")}
+from study.analysis.ledger.values import ClaimTables, _matches
+from study.analysis.stats import NAN, fmt, mean_ci
 
 
 def _second_order_table(t: ClaimTables, c: dict) -> pd.DataFrame | None:
@@ -161,16 +132,14 @@ def second_order_at_scale(t: ClaimTables, c: dict) -> dict:
     return {"estimate": est, "test": "threshold", "detail": detail}
 
 
-# The special checks named by claims (schemas/claims.schema.yaml), and the metric each shows.
-CHECK_METRICS = {
-    "early_stopping_near_minimum": "best_epoch - val_loss argmin",
-    "second_order_iterations": "iterations to target, best first-order / Newton",
-    "second_order_step_time": "s per iteration, Newton / fastest first-order",
-    "second_order_at_scale": "extrapolated cost per iteration / budget",
-}
-CHECKS: dict[str, Callable[[ClaimTables, dict], dict]] = {
-    "early_stopping_near_minimum": early_stopping_near_minimum,
-    "second_order_iterations": second_order_iterations,
-    "second_order_step_time": second_order_step_time,
-    "second_order_at_scale": second_order_at_scale,
+CHECKS = {
+    "second_order_iterations": (
+        second_order_iterations,
+        "iterations to target, best first-order / Newton",
+    ),
+    "second_order_step_time": (
+        second_order_step_time,
+        "s per iteration, Newton / fastest first-order",
+    ),
+    "second_order_at_scale": (second_order_at_scale, "extrapolated cost per iteration / budget"),
 }
