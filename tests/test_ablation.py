@@ -17,6 +17,9 @@ from study.planning.ablation import (
 )
 from study.planning.search import TUNING_SEED
 
+# The default scale's final seeds start at its plan.first_seed (the confirmatory study's fresh base).
+F = 200
+
 GOOD = """
 title: Tiny
 question: Does dropout help?
@@ -40,10 +43,11 @@ def test_plan_expands_variants_and_caps_seeds_by_scale(tmp_path):
     folder = write(tmp_path, GOOD)
     default = plan(folder, "default")
     assert [(r.variant, r.seed) for r in default.runs] == [
-        ("none", 0), ("none", 1), ("none", 2), ("dropout", 0), ("dropout", 1), ("dropout", 2)
+        ("none", F), ("none", F + 1), ("none", F + 2),
+        ("dropout", F), ("dropout", F + 1), ("dropout", F + 2),
     ]  # fmt: skip
     assert default.runs[3].overrides == ("scale=default", "optim=adamw", "model.dropout=0.5")
-    assert default.runs[0].folder == "runs/tiny/none/seed0"
+    assert default.runs[0].folder == f"runs/tiny/none/seed{F}"
     smoke = plan(folder, "smoke")
     assert len(smoke.runs) == 4  # smoke runs two seeds
 
@@ -53,7 +57,7 @@ def test_variants_of_a_claim_that_needs_power_get_their_own_seeds(tmp_path):
     seeds = {}
     for r in plan(folder, "default").runs:
         seeds.setdefault(r.variant, []).append(r.seed)
-    assert seeds == {"none": [0, 1, 2], "dropout": list(range(7))}
+    assert seeds == {"none": [F, F + 1, F + 2], "dropout": list(range(F, F + 7))}
     # the scale still bounds them: smoke runs two of each, full at least five and at most 12
     smoke = [(r.variant, r.seed) for r in plan(folder, "smoke").runs]
     assert smoke == [("none", 0), ("none", 1), ("dropout", 0), ("dropout", 1)]
@@ -74,7 +78,7 @@ def test_grid_is_a_cartesian_product_with_readable_names(tmp_path):
         """,
     )
     p = plan(folder, "default")
-    first_seed = [r for r in p.runs if r.seed == 0]
+    first_seed = [r for r in p.runs if r.seed == F]
     assert [r.variant for r in first_seed] == [
         "optim-sgd_lr-0.1", "optim-sgd_lr-0.01", "optim-adam_lr-0.1", "optim-adam_lr-0.01"
     ]  # fmt: skip
@@ -102,7 +106,7 @@ def test_tuning_grid_is_log_spaced_around_each_optimizer_default(tmp_path):
     assert all(r.tuned for r in p.runs)
     # Tuning seeds are never final seeds: selection noise does not carry into the results.
     # (seeds: 2 is raised to the default scale's floor of 3)
-    assert {t.seed for t in p.tuning} == {TUNING_SEED} and {r.seed for r in p.runs} == {0, 1, 2}
+    assert {t.seed for t in p.tuning} == {TUNING_SEED} and {r.seed for r in p.runs} == {F, F + 1, F + 2}
     assert p.tuning[0].folder == f"tune/tiny/sgd/lr-0.01/seed{TUNING_SEED}"
     assert spread([1, 2, 3, 4, 5, 6, 7], 3) == [1, 4, 7]
 
@@ -152,7 +156,7 @@ def test_tuned_from_takes_each_cell_from_the_source_ablations_selection(tmp_path
     write(tmp_path, SOURCE, "source.yaml")
     folder = write(tmp_path, BORROWER, "grid.yaml")
     p = plan(folder, "default")
-    grid = {r.variant: r.selection for r in p.runs_of("grid") if r.seed == 0}
+    grid = {r.variant: r.selection for r in p.runs_of("grid") if r.seed == F}
     assert grid == {
         "optim-sgd_schedule-constant": ("source", "sgd"),
         "optim-sgd_schedule-cosine": ("source", "sgd"),
@@ -161,7 +165,7 @@ def test_tuned_from_takes_each_cell_from_the_source_ablations_selection(tmp_path
     }
     assert all(r.tuned for r in p.runs_of("grid"))
     assert not [t for t in p.tuning if t.ablation == "grid"]  # the source's budget, reused
-    own = {r.variant: r.selection for r in p.runs_of("source") if r.seed == 0}
+    own = {r.variant: r.selection for r in p.runs_of("source") if r.seed == F}
     assert own["lion"] == ("source", "lion")
 
 

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from study.config import ConfigError, compose, validate
 from study.paths import run_folder
 from study.planning.comparisons import confound, differing_keys, flat
-from study.planning.search import TuningRun, parse_tune, spread, tuning_runs
+from study.planning.search import TUNING_SEED, TuningRun, parse_tune, spread, tuning_runs
 from study.planning.yaml_file import YamlFileError, read_yaml
 from study.schemas import DocumentError, validate_document
 
@@ -274,6 +274,19 @@ class Plan:
         return [r for r in self.runs if r.ablation == ablation]
 
 
+def final_seeds(n: int, plan_cfg) -> range:
+    """The seeds of a variant's final runs: ``n`` consecutive seeds from the scale's
+    ``plan.first_seed``. A confirmatory study numbers its seeds from a base no earlier study
+    used, so none of its numbers was seen before its tests were fixed (docs/preregistration.md)."""
+    first = int(plan_cfg.get("first_seed", 0) or 0)
+    if first < 0 or first + n > TUNING_SEED:
+        raise ConfigError(
+            f"plan.first_seed={first} with {n} seeds reaches outside 0..{TUNING_SEED - 1}; "
+            f"final seeds must stay below the tuning seeds ({TUNING_SEED} and up): lower it"
+        )
+    return range(first, first + n)
+
+
 def planned_seeds(seeds: int, plan_cfg) -> int:
     """Seeds per variant at a scale: the ablation's own number (chosen from the power its claims
     need; see the comment beside ``seeds:`` in each file), raised to the scale's floor
@@ -359,7 +372,7 @@ def plan_ablation(
         runs += [
             Run(ablation.name, variant, s, tuple(full), source is not None, **where,
                 selection=source)
-            for s in range(seeds)
+            for s in final_seeds(seeds, cfg.plan)
         ]  # fmt: skip
         tuning += tuning_runs(ablation, variant, full, cfg, where)
     return runs, tuning

@@ -8,7 +8,7 @@ variant and per-variant ones::
       key: optim.lr            # the default search: this key, at the variant's value × factors
       factors: [0.1, 1, 10]
       metric: val_loss         # selected on the validation split, never the test split
-      seeds: 1                 # tuning seeds, numbered from TUNING_SEED (final runs use 0..n-1)
+      seeds: 1                 # tuning seeds from TUNING_SEED (final runs: plan.first_seed and up)
       last: 3                  # the score is the metric's mean over the last 3 epochs
       variants:                # a variant's own search replaces the default; null: not tuned
         dropout: {key: model.dropout, values: [0.1, 0.3, 0.5]}
