@@ -61,10 +61,12 @@ class SliceShape:
         return SLICE.format(seeds=self.seeds, epochs=self.epochs, variants=lines)
 
     def targets(self) -> list[str]:
+        scale = yaml.safe_load((ROOT / "conf" / "scale" / f"{self.scale}.yaml").read_text())
+        first = int((scale.get("plan") or {}).get("first_seed", 0) or 0)  # as the plan numbers them
         return [
             f"results/{self.scale}/runs/slice/{variant}/seed{seed}/shift.csv"
             for variant in self.names()
-            for seed in range(self.seeds)
+            for seed in range(first, first + self.seeds)
         ]
 
 

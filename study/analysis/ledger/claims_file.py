@@ -44,3 +44,10 @@ def load_claims(path: Path) -> list[dict]:
                 "must be above 1, e.g. 2 for twice"
             )
     return data["claims"]
+
+
+def load_ledger_history(path: Path) -> list[dict]:
+    """The study-wide changes made after results had been seen (the claims file's top-level
+    ``history``), oldest first; checked with the claims."""
+    load_claims(path)
+    return list(yaml.safe_load(Path(path).read_text()).get("history") or [])
