@@ -211,6 +211,7 @@ LEDGER_COLUMNS = (
     "config_hash",
     "commit",
     "dirty",
+    "fingerprint",
 )
 
 
@@ -226,12 +227,16 @@ def run_ledger(scale_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
             versions = {}
         commits.append(versions.get("commit"))
         dirty.append(versions.get("dirty"))
-    return ledger.assign(commit=commits, dirty=dirty)
+    return ledger.assign(commit=commits, dirty=dirty)[list(LEDGER_COLUMNS)]
 
 
-def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) -> dict[str, Any]:
+def run_commits(
+    ledger: pd.DataFrame, commit: str | None, dirty: bool | None, changed: list[str] | None = None
+) -> dict[str, Any]:
     """Whether every run came from the report's own commit with a clean tree, and if not, how
-    many runs came from which commit and tree state. ``clean`` is True only when it is known."""
+    many runs came from which commit and tree state. ``clean`` is True only when it is known.
+    ``changed``: the study's input files that differed in the report's tree (named in the
+    reason)."""
     groups: dict[tuple[str, str], int] = {}
     for run_commit, run_dirty in zip(ledger["commit"], ledger["dirty"], strict=True):
         known = isinstance(run_commit, str) and run_commit
@@ -247,7 +252,8 @@ def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) ->
     if not commit:
         reasons.append("the report was not built in a git checkout")
     elif dirty is not False:
-        reasons.append("the report was built from a tree with uncommitted changes")
+        files = f" ({', '.join(changed)})" if changed else ""
+        reasons.append(f"the report was built from a tree with uncommitted changes{files}")
     if not all(same):
         reasons.append(f"{len(same) - sum(same)} of {len(same)} runs came from another commit or "
                        "a tree with uncommitted changes")  # fmt: skip
@@ -259,6 +265,17 @@ def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) ->
             for (c, d), n in sorted(groups.items(), key=lambda kv: -kv[1])
         ],
     }
+
+
+def run_fingerprints(ledger: pd.DataFrame) -> list[dict[str, Any]]:
+    """``[{"fingerprint", "n"}]``: how many runs came from each hardware fingerprint (most
+    first); runs that recorded none count as "unknown"."""
+    column = ledger["fingerprint"] if "fingerprint" in ledger.columns else [None] * len(ledger)
+    counts: dict[str, int] = {}
+    for value in column:
+        name = value if isinstance(value, str) and value else "unknown"
+        counts[name] = counts.get(name, 0) + 1
+    return [{"fingerprint": f, "n": n} for f, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 def _provenance(
@@ -277,7 +294,8 @@ def _provenance(
         "commit": commit,
         "commit_short": commit[:12] if re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown",
         "dirty": git["dirty"],
-        "runs_from": run_commits(ledger, git["commit"], git["dirty"]),
+        "runs_from": run_commits(ledger, git["commit"], git["dirty"], git.get("changed")),
+        "fingerprints": run_fingerprints(ledger),
         "packages": [{"name": k, "version": v} for k, v in provenance.package_versions().items()],
         "run_versions": versions,
         "run_hardware": hardware,
