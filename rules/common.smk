@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from study.analysis.ledger.claims_file import ClaimsError, load_claims
 from study.config import compose
 from study.errors import ConfigError
 from study.figure_catalog import check_figure_names
@@ -42,6 +43,12 @@ try:
     for _ablation in PLAN.ablations.values():
         check_figure_names(_ablation)
 except ConfigError as err:
+    sys.exit(f"error: {err}")
+
+# The claims file too: a malformed claim is refused here, not after the study has trained.
+try:
+    load_claims(CLAIMS)
+except ClaimsError as err:
     sys.exit(f"error: {err}")
 
 ABLATIONS = PLAN.ablations
