@@ -1,6 +1,6 @@
 """Bad input through the real command: a malformed ablation file, claims file or workflow config
-stops `snakemake -n` with one `error:` line naming the file or key, the variant and the problem, before
-anything is written (schemas/ holds what each file may contain); a corrupt
+stops `snakemake -n` with one `error:` line naming the file or key, the variant (or claim) and the
+problem, before anything is written (schemas/ holds what each file may contain); a corrupt
 vendored data file stops the study at data preparation, before anything trains.
 
 Each message itself is unit-tested in tests/test_ablation.py (planning) and tests/test_data.py;

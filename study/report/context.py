@@ -272,8 +272,8 @@ def run_fingerprints(ledger: pd.DataFrame) -> list[dict[str, Any]]:
     first); runs that recorded none count as "unknown"."""
     column = ledger["fingerprint"] if "fingerprint" in ledger.columns else [None] * len(ledger)
     counts: dict[str, int] = {}
-    for value in column:
-        name = value if isinstance(value, str) and value else "unknown"
+    for recorded in column:
+        name = recorded if isinstance(recorded, str) and recorded else "unknown"
         counts[name] = counts.get(name, 0) + 1
     return [{"fingerprint": f, "n": n} for f, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
