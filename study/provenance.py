@@ -183,6 +183,54 @@ def hardware(device: Any = "cpu", threads: int | None = None) -> dict[str, Any]:
     return info
 
 
+def run_commits(
+    ledger: Any, commit: str | None, dirty: bool | None, changed: list[str] | None = None
+) -> dict[str, Any]:
+    """Whether every run came from the report's own commit with a clean tree, and if not, how
+    many runs came from which commit and tree state. ``clean`` is True only when it is known.
+    ``ledger``: the runs' ``commit`` and ``dirty`` columns (a frame, or a mapping of lists).
+    ``changed``: the study's input files that differed in the report's tree (named in the
+    reason)."""
+    groups: dict[tuple[str, str], int] = {}
+    for run_commit, run_dirty in zip(ledger["commit"], ledger["dirty"], strict=True):
+        known = isinstance(run_commit, str) and run_commit
+        key = (
+            run_commit[:12] if known else "unknown",
+            {True: "uncommitted changes", False: "clean"}.get(run_dirty, "tree state unknown"),
+        )
+        groups[key] = groups.get(key, 0) + 1
+    same = [
+        c == commit and d is False for c, d in zip(ledger["commit"], ledger["dirty"], strict=True)
+    ]
+    reasons = []
+    if not commit:
+        reasons.append("the report was not built in a git checkout")
+    elif dirty is not False:
+        files = f" ({', '.join(changed)})" if changed else ""
+        reasons.append(f"the report was built from a tree with uncommitted changes{files}")
+    if not all(same):
+        reasons.append(f"{len(same) - sum(same)} of {len(same)} runs came from another commit or "
+                       "a tree with uncommitted changes")  # fmt: skip
+    return {
+        "clean": bool(commit) and dirty is False and all(same),
+        "reasons": reasons,
+        "groups": [
+            {"commit": c, "state": d, "n": n}
+            for (c, d), n in sorted(groups.items(), key=lambda kv: -kv[1])
+        ],
+    }
+
+
+def run_fingerprints(fingerprints: Any) -> list[dict[str, Any]]:
+    """``[{"fingerprint", "n"}]``: how many runs came from each hardware fingerprint (most
+    first), from the runs' fingerprints; runs that recorded none count as "unknown"."""
+    counts: dict[str, int] = {}
+    for recorded in fingerprints:
+        name = recorded if isinstance(recorded, str) and recorded else "unknown"
+        counts[name] = counts.get(name, 0) + 1
+    return [{"fingerprint": f, "n": n} for f, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
 # How far a rerun on another hardware fingerprint may lie from a committed run, per value
 # (absolute for accuracies, relative for losses), and where each number comes from:
 # - test_acc: the default study rebuilt on a second CPU kind (Intel Xeon, AVX-512, against the

@@ -59,6 +59,8 @@ def test_long_variant_names_and_seeds_above_1000_run_at_smoke_scale(tmp_path):
     # One job trained the four runs; its log is named after the first and the count that follow.
     logs = sorted((study / "results/smoke/logs/train/long_names").iterdir())
     assert [p.name for p in logs] == [f"{BASELINE}_seed1000+3.log"], logs
-    longest = max(len(p.name) for p in study.rglob("*"))
-    assert longest <= LONG + 20, longest
+    # Every name the workflow derived (run folders, logs, tables, figures, report files) stays
+    # near the longest variant name; Snakemake's own .snakemake/ bookkeeping is its business.
+    longest = max((study / "results").rglob("*"), key=lambda p: len(p.name))
+    assert len(longest.name) <= LONG + 20, longest
     assert (study / "results/smoke/paper/report.html").is_file()

@@ -374,7 +374,7 @@ def plan_ablation(
                 selection=source)
             for s in range(first_seed, first_seed + seeds)
         ]  # fmt: skip
-        tuning += tuning_runs(ablation, variant, full, cfg, where)
+        tuning += tuning_runs(ablation, variant, full, cfg, where, first_seed)
     return runs, tuning
 
 
