@@ -20,7 +20,12 @@ when none is named):
   shift evaluation) run for real with ``snakemake --cores 2`` at runs_per_job 1 and at the
   workflow's setting: pipeline efficiency counting every job that does study work, and the
   evaluation share of its runs (benchmarks.slice).
-- ``all``: every section (efficiency and eval-share are skipped when there is no study to read).
+- ``pinning``: the study's training run with PyTorch's, MKL's and oneDNN's CPU kernel paths left
+  free and pinned to AVX2 (or to the most compatible paths), one job per arm in interleaved rounds:
+  training images per second and whether the pinned runs give the unpinned run's numbers
+  (benchmarks.pinning). Not part of ``all``.
+- ``all``: every section but ``pinning`` (efficiency and eval-share are skipped when there is no
+  study to read).
 
 Every figure is printed as one line ``<key> <number> <note>``. Timings are medians over repeats,
 with the loops of (a), (b) and (c) interleaved so that they share the machine's noise.
@@ -35,6 +40,7 @@ import platform
 import time
 from pathlib import Path
 
+from benchmarks.pinning import pinning
 from benchmarks.pipeline import efficiency, eval_share
 from benchmarks.plan import plan_time
 from benchmarks.report import Report, cpu_name
@@ -44,7 +50,9 @@ from benchmarks.startup import startup
 from benchmarks.throughput import Sizes, throughput
 from benchmarks.workflow import ROOT
 
-SECTIONS = ("throughput", "startup", "efficiency", "plan", "eval-share", "slice", "all")
+SECTIONS = (
+    "throughput", "startup", "efficiency", "plan", "eval-share", "slice", "pinning", "all"
+)  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,7 +113,7 @@ def run_study_sections(report: Report, args: argparse.Namespace, study_sections:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = Report()
-    sections = SECTIONS[:-1] if args.section == "all" else (args.section,)
+    sections = SECTIONS[:-2] if args.section == "all" else (args.section,)
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores, python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}"
@@ -123,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     if "slice" in sections:
         shape = SliceShape.quick() if args.quick else SliceShape(epochs=args.slice_epochs)
         slice_study(report, shape, args.cache)
+    if "pinning" in sections:
+        n_train, epochs = (512, 1) if args.quick else (10_000, args.epochs or 3)
+        pinning(report, args.repeats or (1 if args.quick else 3), args.threads, args.cache,
+                n_train, epochs)  # fmt: skip
     study_sections = [s for s in ("efficiency", "eval-share") if s in sections]
     if study_sections:
         run_study_sections(report, args, study_sections)

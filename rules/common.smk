@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from study.analysis.ledger.claims_file import ClaimsError, load_claims
 from study.config import compose
 from study.errors import ConfigError
 from study.figure_catalog import check_figure_names
@@ -32,7 +33,7 @@ CLAIMS = config["claims"]
 TRAIN_THREADS = int(config.get("train_threads", 1))
 
 try:
-    PLAN = plan(ABLATION_DIR, SCALE)
+    PLAN = plan(ABLATION_DIR, SCALE, int(config.get("first_seed", 0)))
 except AblationError as err:
     sys.exit(f"error: {err}")
 
@@ -42,6 +43,12 @@ try:
     for _ablation in PLAN.ablations.values():
         check_figure_names(_ablation)
 except ConfigError as err:
+    sys.exit(f"error: {err}")
+
+# The claims file too: a malformed claim is refused here, not after the study has trained.
+try:
+    load_claims(CLAIMS)
+except ClaimsError as err:
     sys.exit(f"error: {err}")
 
 ABLATIONS = PLAN.ablations
@@ -207,10 +214,14 @@ def batch_rules(kind, batches):
 
 
 def batch_log(kind, batch):
-    """The job's log, named after its runs: <ablation>/<variant>_seed<k>+<variant>_seed<k>...
-    (tuning runs: <variant>_<level>_seed<k>)."""
-    runs = "+".join("_".join(PurePosixPath(job.folder).parts[2:]) for job in batch)
-    return str(S.log(f"{kind}/{batch[0].ablation}/{runs}"))
+    """The job's log, named after its first run and how many follow it, e.g.
+    <ablation>/<variant>_seed<k>+5 (tuning runs: <variant>_<level>_seed<k>+5). Batches share no
+    run, so the first names the batch; the name stays short whatever the batch size, variant
+    names (at most study.planning.ablation.MAX_NAME characters) and seeds. Snakemake prints the
+    job's command, which names every run, beside the log's path."""
+    first = "_".join(PurePosixPath(batch[0].folder).parts[2:])
+    more = f"+{len(batch) - 1}" if len(batch) > 1 else ""
+    return str(S.log(f"{kind}/{batch[0].ablation}/{first}{more}"))
 
 
 def shared_overrides(batch):

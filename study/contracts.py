@@ -103,6 +103,7 @@ TEXT_COLUMNS = (
     "direction",
     "test",
     "margin_reason",
+    "fingerprint",
 )
 
 

@@ -78,9 +78,9 @@ def _unknown_keys(error: ValidationError) -> str:
 def _missing_keys(error: ValidationError) -> str:
     missing = [k for k in error.validator_value if k not in error.instance]
     if len(missing) > 1:
-        return "missing keys " + ", ".join(repr(k) for k in missing)
+        return "missing keys " + ", ".join(repr(k) for k in missing) + "; add them"
     about = error.schema.get("properties", {}).get(missing[0], {}).get("description")
-    return f"missing key {missing[0]!r}" + (f" ({about.strip()})" if about else "")
+    return f"missing key {missing[0]!r}" + (f" ({about.strip()})" if about else "") + "; add it"
 
 
 def describe(error: ValidationError, path=None) -> str:

@@ -106,7 +106,11 @@ def test_tuning_grid_is_log_spaced_around_each_optimizer_default(tmp_path):
     assert all(r.tuned for r in p.runs)
     # Tuning seeds are never final seeds: selection noise does not carry into the results.
     # (seeds: 2 is raised to the default scale's floor of 3)
-    assert {t.seed for t in p.tuning} == {TUNING_SEED} and {r.seed for r in p.runs} == {F, F + 1, F + 2}
+    assert {t.seed for t in p.tuning} == {TUNING_SEED} and {r.seed for r in p.runs} == {
+        F,
+        F + 1,
+        F + 2,
+    }
     assert p.tuning[0].folder == f"tune/tiny/sgd/lr-0.01/seed{TUNING_SEED}"
     assert spread([1, 2, 3, 4, 5, 6, 7], 3) == [1, 4, 7]
 

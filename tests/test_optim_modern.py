@@ -275,12 +275,20 @@ def test_schedule_free_is_ready_to_step_after_its_build():
 def test_soap_descends_an_ill_conditioned_least_squares_problem():
     """SOAP's first step only measures the preconditioner (the package's documented behaviour, as
     in the paper's code); from then on it descends a least-squares problem whose input scales span
-    two decades in a rotated basis (so that no per-coordinate step size fits it)."""
+    two decades in a rotated basis (so that no per-coordinate step size fits it).
+
+    In float64: in float32 the eigenbasis carries rounding noise that differs by CPU kernel path
+    and, at this step size, sends the trajectory elsewhere (final loss 0.3% to 2.2% of the start
+    over five kernel paths of one machine, 1.1% on another CPU kind). In float64 the same five
+    paths agree to four digits: loss at step 20 is 54% of the start, the lowest 0.28%, the last
+    1.1% (SOAP oscillates after its lowest point), each several times inside its bound. An
+    optimizer that does not descend, or diverges, misses all three."""
     generator = torch.Generator().manual_seed(0)
-    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))
-    inputs = (torch.randn(256, 8, generator=generator) * torch.logspace(-1, 1, 8)) @ rotation
-    targets = inputs @ torch.randn(8, 4, generator=generator)
-    model = nn.Linear(8, 4, bias=False)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator, dtype=torch.float64))
+    scales = torch.logspace(-1, 1, 8, dtype=torch.float64)
+    inputs = (torch.randn(256, 8, generator=generator, dtype=torch.float64) * scales) @ rotation
+    targets = inputs @ torch.randn(8, 4, generator=generator, dtype=torch.float64)
+    model = nn.Linear(8, 4, bias=False, dtype=torch.float64)
     nn.init.zeros_(model.weight)
     optimizer = build_optimizer({"name": "soap", "lr": 0.03, "weight_decay": 0.0}, model)
     losses = []
@@ -291,8 +299,9 @@ def test_soap_descends_an_ill_conditioned_least_squares_problem():
         optimizer.step()
         losses.append(loss.item())
     assert losses[1] == losses[0]  # the first step moved nothing
-    assert losses[20] < 0.9 * losses[0]
-    assert losses[-1] < 0.01 * losses[0]
+    assert losses[20] < 0.8 * losses[0]
+    assert min(losses) < 0.01 * losses[0]
+    assert losses[-1] < 0.05 * losses[0]
 
 
 def test_soap_decay_reaches_weights_only():

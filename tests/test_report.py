@@ -255,32 +255,52 @@ def test_header_is_not_clean_when_runs_came_from_elsewhere(built):
     html = built["html"]
     header = html[: html.index("</header>")]
     assert "Not reproducible from one clean commit:" in header and "(clean)" not in header
+    fingerprints = built["context"]["provenance"]["fingerprints"]
+    assert fingerprints and "Runs by hardware fingerprint: " in header
+    assert all(f"{f['n']} on {f['fingerprint']}" in header for f in fingerprints)
 
 
 def test_git_commit_and_dirty_flag(tmp_path):
+    """Dirty means a change to the study's inputs (STUDY_INPUTS), named; its outputs and docs do
+    not count."""
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     try:
         subprocess.run([*git, "init", "-q"], check=True)
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("git is not available")
-    (tmp_path / "a.txt").write_text("a")
-    subprocess.run([*git, "add", "a.txt"], check=True)
+    for name in ("study/train.py", "paper/report.md", "README.md"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("a")
+    subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
     state = git_state(tmp_path)
     assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and state["dirty"] is False
-    (tmp_path / "a.txt").write_text("b")
-    assert git_state(tmp_path)["dirty"] is True
-    # The report's own folder does not count: Snakemake deletes its old outputs before the job.
-    subprocess.run([*git, "commit", "-q", "-am", "b"], check=True)
-    (tmp_path / "paper").mkdir()
-    (tmp_path / "paper/report.md").write_text("r")
-    subprocess.run([*git, "add", "paper/report.md"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "report"], check=True)
-    (tmp_path / "paper/report.md").unlink()
-    assert git_state(tmp_path)["dirty"] is True
-    assert git_state(tmp_path, exclude=("paper",))["dirty"] is False
-    (tmp_path / "a.txt").write_text("c")  # a change elsewhere still counts
-    assert git_state(tmp_path, exclude=("paper",))["dirty"] is True
+    # The study's outputs and its prose: a rebuilt paper/, a deleted report, a new note.
+    (tmp_path / "paper/report.md").write_text("rebuilt elsewhere")
+    (tmp_path / "paper/figure.png").write_text("new")
+    (tmp_path / "README.md").unlink()
+    assert git_state(tmp_path) == {"commit": state["commit"], "dirty": False, "changed": []}
+    # An input: an edited module, and a new ablation file git does not know yet.
+    (tmp_path / "study/train.py").write_text("b")
+    (tmp_path / "conf/ablation").mkdir(parents=True)
+    (tmp_path / "conf/ablation/new.yaml").write_text("title: x")
+    changed = git_state(tmp_path)
+    assert changed["dirty"] is True
+    assert changed["changed"] == ["conf/ablation/new.yaml", "study/train.py"]
+    assert git_state(tmp_path, exclude=("conf",))["changed"] == ["study/train.py"]
+    # The report names the files in its reason.
+    ledger = pd.DataFrame({"commit": [state["commit"]], "dirty": [False]})
+    reasons = report.run_commits(ledger, state["commit"], True, changed["changed"])["reasons"]
+    assert reasons == ["the report was built from a tree with uncommitted changes "
+                       "(conf/ablation/new.yaml, study/train.py)"]  # fmt: skip
+
+
+def test_runs_by_fingerprint_counts_unknown_for_runs_without_one():
+    column = pd.Series(["AMD EPYC | AVX512", "AMD EPYC | AVX512", float("nan"), ""])
+    assert report.run_fingerprints(column) == [
+        {"fingerprint": "AMD EPYC | AVX512", "n": 2},
+        {"fingerprint": "unknown", "n": 2},
+    ]
 
 
 def test_formatting_helpers():

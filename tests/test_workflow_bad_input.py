@@ -1,6 +1,6 @@
-"""Bad input through the real command: a malformed ablation file or workflow config stops
-`snakemake -n` with one `error:` line naming the file or key, the variant and the problem, before
-anything is written (schemas/ holds what each file may contain); a corrupt
+"""Bad input through the real command: a malformed ablation file, claims file or workflow config
+stops `snakemake -n` with one `error:` line naming the file or key, the variant (or claim) and the
+problem, before anything is written (schemas/ holds what each file may contain); a corrupt
 vendored data file stops the study at data preparation, before anything trains.
 
 Each message itself is unit-tested in tests/test_ablation.py (planning) and tests/test_data.py;
@@ -58,6 +58,45 @@ BAD = {
     ),
 }
 
+CLAIM = """\
+claims:
+  - id: reg_gap
+    claim: Regularization shrinks the generalization gap.
+    kind: compare
+    ablation: regularization
+    reference: none
+    variant: dropout
+    metric: gap_acc
+    unit: pp
+    expect: lower
+    margin: 1.0
+    margin_reason: a smaller move changes no conclusion
+"""
+# case → (claims file text, what the one line must say: the claim (or None) and the problem+fix)
+BAD_CLAIMS = {
+    "missing margin": (CLAIM.replace("    margin: 1.0\n", ""), "reg_gap",
+                       "missing key 'margin'; add it"),
+    "unknown kind": (CLAIM.replace("kind: compare", "kind: comparre"), "reg_gap",
+                     "kind='comparre' must be one of compare"),
+    "negative margin": (CLAIM.replace("margin: 1.0", "margin: -1.0"), "reg_gap",
+                        "margin=-1.0 must be a positive number"),
+    "duplicate id": (CLAIM + CLAIM.replace("claims:\n", ""), "reg_gap",
+                     "duplicate id; give each claim its own"),
+    "a path as id": (CLAIM.replace("id: reg_gap", "id: ../reg_gap"), "#1",
+                     "id='../reg_gap' must match [a-z0-9_.-]+"),
+    "bad direction": (CLAIM.replace("expect: lower", "expect: smaller"), "reg_gap",
+                      "expect='smaller' must be one of higher, lower"),
+    "bad unit": (CLAIM.replace("unit: pp", "unit: percent"), "reg_gap",
+                 "unit='percent' must be one of pp"),
+    "text as margin": (CLAIM.replace("margin: 1.0", "margin: one point"), "reg_gap",
+                       "margin='one point' must be a positive number"),
+    "not a list": ("claims:\n  reg_gap: {kind: compare}\n", None,
+                   "claims must be a list of claims"),
+    "empty file": ("", None, "must be a mapping with a 'claims' list"),
+    "broken YAML": (CLAIM.replace("kind: compare", "kind: [compare"), None,
+                    "YAML does not parse at line 5"),
+}  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory) -> Path:
@@ -94,6 +133,22 @@ def test_malformed_ablation_stops_planning_with_one_line_and_writes_nothing(work
         assert f"(variant '{variant}')" in error, error
     assert not (workflow / "results").exists()
     assert after == before, f"planning a bad study wrote {sorted(after - before)}"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CLAIMS))
+def test_malformed_claims_file_stops_planning_with_one_line(workflow, tmp_path, case):
+    text, claim, problem = BAD_CLAIMS[case]
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(text)
+    before = files_under(workflow)
+    result = snakemake(workflow, "-n", "--config", "scale=smoke", f"claims={bad}", timeout=120)
+    assert result.returncode != 0, tail(result)
+    error = single_error(result)
+    assert error.startswith(f"error: {bad}") and problem in error, error
+    if claim:
+        assert f"claim {claim}:" in error, error
+    assert not (workflow / "results").exists()
+    assert files_under(workflow) == before
 
 
 def test_unknown_scale_is_one_line_naming_the_choices(workflow):

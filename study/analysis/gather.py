@@ -21,7 +21,8 @@ from study.paths import parse_run_folder
 RUN_KEYS = list(contracts.RUN_KEYS)
 SHIFT_COLUMNS = list(contracts.SHIFT_COLUMNS)
 # Nested entries of metrics.json: `config` is flattened into config.* columns, the others
-# describe the machine and are left to the run folder.
+# describe the machine and are left to the run folder, apart from the hardware's fingerprint
+# (a column of its own: which kernels the run's numbers came from).
 NESTED = ("config", "versions", "hardware")
 
 
@@ -83,6 +84,9 @@ def read_metrics(path: Path, ablation: str, variant: str, seed: int) -> dict:
         if (key in METRICS or key in REQUIRED_METRICS) and key != "status" and not numeric:
             raise _rerun(path, f"metric {key} is {value!r}, not a number")
         row[key] = value
+    hardware = data.get("hardware")
+    if isinstance(hardware, Mapping) and hardware.get("fingerprint"):
+        row["fingerprint"] = str(hardware["fingerprint"])
     config = data.get("config")
     if isinstance(config, Mapping):
         row.update(flatten(config, "config."))

@@ -41,6 +41,10 @@ __all__ = [
 
 # Names become folder names and HTML ids (the schema holds the same pattern for listed variants).
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# A variant's name is one folder name of its runs and the start of its batch jobs' log names
+# (rules/common.smk, batch_log), which add at most a level, a seed and a count: 128 characters
+# leave those well within the file system's 255 per name.
+MAX_NAME = 128
 
 
 class AblationError(ValueError):
@@ -148,6 +152,11 @@ def _variants(path: Path, data: dict) -> dict[str, list[str]]:
     if not variants:
         raise _fail(path, "no variants; add a 'variants' mapping or a 'grid'")
     for variant in variants:  # grid values become names too, so the schema alone cannot tell
+        if len(variant) > MAX_NAME:
+            raise _fail(
+                path, f"variant name {variant[:40]!r}... has {len(variant)} characters; shorten "
+                f"it to at most {MAX_NAME}"
+            )  # fmt: skip
         if not SLUG.match(variant):
             raise _fail(
                 path, f"variant name {variant!r} is not a slug; use lowercase [a-z0-9_.-] only"
@@ -274,17 +283,18 @@ class Plan:
         return [r for r in self.runs if r.ablation == ablation]
 
 
-def final_seeds(n: int, plan_cfg) -> range:
+def final_seeds(n: int, plan_cfg, offset: int = 0) -> range:
     """The seeds of a variant's final runs: ``n`` consecutive seeds from the scale's
-    ``plan.first_seed``. A confirmatory study numbers its seeds from a base no earlier study
+    ``plan.first_seed`` plus the workflow's ``first_seed`` (a replication's offset, which moves
+    the tuning seeds too). A confirmatory study numbers its seeds from a base no earlier study
     used, so none of its numbers was seen before its tests were fixed (docs/preregistration.md)."""
-    first = int(plan_cfg.get("first_seed", 0) or 0)
-    if first < 0 or first + n > TUNING_SEED:
+    base = int(plan_cfg.get("first_seed", 0) or 0)
+    if base < 0 or base + n > TUNING_SEED:
         raise ConfigError(
-            f"plan.first_seed={first} with {n} seeds reaches outside 0..{TUNING_SEED - 1}; "
+            f"plan.first_seed={base} with {n} seeds reaches outside 0..{TUNING_SEED - 1}; "
             f"final seeds must stay below the tuning seeds ({TUNING_SEED} and up): lower it"
         )
-    return range(first, first + n)
+    return range(base + offset, base + offset + n)
 
 
 def planned_seeds(seeds: int, plan_cfg) -> int:
@@ -358,8 +368,12 @@ def tuned_source(
 
 
 def plan_ablation(
-    ablation: Ablation, scale: str, ablations: dict[str, Ablation] | None = None
+    ablation: Ablation,
+    scale: str,
+    ablations: dict[str, Ablation] | None = None,
+    first_seed: int = 0,
 ) -> tuple[list[Run], list[TuningRun]]:
+    """The final and tuning runs of ``ablation``; final seeds as :func:`final_seeds` numbers them."""
     composed = _composed(ablation, scale)
     check_comparisons(ablation, {v: cfg for v, (_, cfg) in composed.items()})
     if not runs_here(ablation, scale):
@@ -372,20 +386,21 @@ def plan_ablation(
         runs += [
             Run(ablation.name, variant, s, tuple(full), source is not None, **where,
                 selection=source)
-            for s in final_seeds(seeds, cfg.plan)
+            for s in final_seeds(seeds, cfg.plan, first_seed)
         ]  # fmt: skip
-        tuning += tuning_runs(ablation, variant, full, cfg, where)
+        tuning += tuning_runs(ablation, variant, full, cfg, where, first_seed)
     return runs, tuning
 
 
-def plan(ablation_dir: str | Path, scale: str) -> Plan:
-    """Every run of the study at ``scale``; AblationError on the first bad file or variant."""
+def plan(ablation_dir: str | Path, scale: str, first_seed: int = 0) -> Plan:
+    """Every run of the study at ``scale``, final runs' seeds numbered from ``first_seed``;
+    AblationError on the first bad file or variant."""
     ablations = load_ablations(ablation_dir)
     if not ablations:
         raise AblationError(f"{ablation_dir}: no ablation files (*.yaml); add one")
     runs, tuning = [], []
     for ablation in ablations.values():
-        r, t = plan_ablation(ablation, scale, ablations)
+        r, t = plan_ablation(ablation, scale, ablations, first_seed)
         runs += r
         tuning += t
     # An ablation restricted to other scales is checked above but gets no tables or figures here.

@@ -15,8 +15,9 @@ variant and per-variant ones::
         none: null
 
 ``factors`` multiply the variant's composed value; ``values`` are taken as they are. Tuning runs
-use seeds TUNING_SEED, TUNING_SEED + 1, ...: no final run reuses a seed its selection was made on,
-so a lucky tuning draw does not carry over into the reported result (the winner's curse).
+use seeds TUNING_SEED, TUNING_SEED + 1, ... (shifted by the workflow's ``first_seed``, as the
+final runs are): no final run reuses a seed its selection was made on, so a lucky tuning draw does
+not carry over into the reported result (the winner's curse).
 """
 
 from __future__ import annotations
@@ -106,12 +107,17 @@ def parse_tune(tune: dict | None, variants: list[str]) -> dict | None:
     }
 
 
-def tuning_runs(ablation, variant: str, full: list[str], cfg: DictConfig, where: dict) -> list:
-    """The tuning runs of one variant (none when it has no search)."""
+def tuning_runs(
+    ablation, variant: str, full: list[str], cfg: DictConfig, where: dict, first_seed: int = 0
+) -> list:
+    """The tuning runs of one variant (none when it has no search). Their seeds start at
+    TUNING_SEED + ``first_seed``: final runs (at most 100 seeds from ``first_seed``) never reach
+    them."""
     search = (ablation.tune or {}).get("searches", {}).get(variant)
     if search is None:
         return []
-    seeds = range(TUNING_SEED, TUNING_SEED + min(ablation.tune["seeds"], int(cfg.plan.max_seeds)))
+    first = TUNING_SEED + first_seed
+    seeds = range(first, first + min(ablation.tune["seeds"], int(cfg.plan.max_seeds)))
     runs = []
     for value in search.points(cfg, cfg.plan.tune_points):
         override = f"{search.key}={value}"

@@ -21,7 +21,13 @@ Usage::
 """
 
 from study.report.cli import main
-from study.report.context import ReportError, build_context, run_commits, run_ledger
+from study.report.context import (
+    ReportError,
+    build_context,
+    run_commits,
+    run_fingerprints,
+    run_ledger,
+)
 from study.report.formatting import (
     anchor,
     count,
@@ -49,6 +55,7 @@ __all__ = [
     "pct",
     "render_report",
     "run_commits",
+    "run_fingerprints",
     "run_ledger",
     "value",
     "write_report",

@@ -17,6 +17,7 @@ from study import contracts, provenance
 from study.analysis.ledger.rule import RULE
 from study.analysis.stats import fmt
 from study.paths import ScaleDir
+from study.provenance import run_commits, run_fingerprints
 from study.report.experiments import (
     ablation_setup,
     effective_epochs,
@@ -211,6 +212,7 @@ LEDGER_COLUMNS = (
     "config_hash",
     "commit",
     "dirty",
+    "fingerprint",
 )
 
 
@@ -226,39 +228,7 @@ def run_ledger(scale_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
             versions = {}
         commits.append(versions.get("commit"))
         dirty.append(versions.get("dirty"))
-    return ledger.assign(commit=commits, dirty=dirty)
-
-
-def run_commits(ledger: pd.DataFrame, commit: str | None, dirty: bool | None) -> dict[str, Any]:
-    """Whether every run came from the report's own commit with a clean tree, and if not, how
-    many runs came from which commit and tree state. ``clean`` is True only when it is known."""
-    groups: dict[tuple[str, str], int] = {}
-    for run_commit, run_dirty in zip(ledger["commit"], ledger["dirty"], strict=True):
-        known = isinstance(run_commit, str) and run_commit
-        key = (
-            run_commit[:12] if known else "unknown",
-            {True: "uncommitted changes", False: "clean"}.get(run_dirty, "tree state unknown"),
-        )
-        groups[key] = groups.get(key, 0) + 1
-    same = [
-        c == commit and d is False for c, d in zip(ledger["commit"], ledger["dirty"], strict=True)
-    ]
-    reasons = []
-    if not commit:
-        reasons.append("the report was not built in a git checkout")
-    elif dirty is not False:
-        reasons.append("the report was built from a tree with uncommitted changes")
-    if not all(same):
-        reasons.append(f"{len(same) - sum(same)} of {len(same)} runs came from another commit or "
-                       "a tree with uncommitted changes")  # fmt: skip
-    return {
-        "clean": bool(commit) and dirty is False and all(same),
-        "reasons": reasons,
-        "groups": [
-            {"commit": c, "state": d, "n": n}
-            for (c, d), n in sorted(groups.items(), key=lambda kv: -kv[1])
-        ],
-    }
+    return ledger.assign(commit=commits, dirty=dirty)[list(LEDGER_COLUMNS)]
 
 
 def _provenance(
@@ -277,7 +247,8 @@ def _provenance(
         "commit": commit,
         "commit_short": commit[:12] if re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown",
         "dirty": git["dirty"],
-        "runs_from": run_commits(ledger, git["commit"], git["dirty"]),
+        "runs_from": run_commits(ledger, git["commit"], git["dirty"], git.get("changed")),
+        "fingerprints": run_fingerprints(ledger.get("fingerprint", [None] * len(ledger))),
         "packages": [{"name": k, "version": v} for k, v in provenance.package_versions().items()],
         "run_versions": versions,
         "run_hardware": hardware,

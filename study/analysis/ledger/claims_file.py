@@ -2,16 +2,16 @@
 
 What each claim may hold is schemas/claims.schema.yaml; the one thing a schema cannot check, that
 no two claims share an id, is checked here. A malformed file is one line naming the file, the
-claim and the fix.
+claim and the fix. The workflow runs this check when it plans (rules/common.smk), so a malformed
+claims file stops ``snakemake -n`` before anything trains.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from study.errors import ConfigError
+from study.planning.yaml_file import YamlFileError, read_yaml
 from study.schemas import DocumentError, validate_document
 
 
@@ -22,11 +22,9 @@ class ClaimsError(ConfigError):
 def load_claims(path: Path) -> list[dict]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ClaimsError(
-            f"{path}: cannot read the claims file ({type(e).__name__}: {e})"
-        ) from None
+        data = read_yaml(path)
+    except YamlFileError as err:
+        raise ClaimsError(f"{err}; fix the claims file there") from None
     try:
         validate_document(data, "claims", path)
     except DocumentError as err:
