@@ -17,7 +17,7 @@ from study.planning.ablation import (
 )
 from study.planning.search import TUNING_SEED
 
-# The default scale's final seeds start at its plan.first_seed (the confirmatory study's fresh base).
+# The default scale's final seeds start at plan.first_seed (the confirmatory study's fresh base).
 F = 200
 
 GOOD = """

@@ -373,7 +373,7 @@ def plan_ablation(
     ablations: dict[str, Ablation] | None = None,
     first_seed: int = 0,
 ) -> tuple[list[Run], list[TuningRun]]:
-    """The final and tuning runs of ``ablation``; final seeds as :func:`final_seeds` numbers them."""
+    """The final and tuning runs of ``ablation``; final seeds numbered by :func:`final_seeds`."""
     composed = _composed(ablation, scale)
     check_comparisons(ablation, {v: cfg for v, (_, cfg) in composed.items()})
     if not runs_here(ablation, scale):

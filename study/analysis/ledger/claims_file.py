@@ -48,4 +48,4 @@ def load_ledger_history(path: Path) -> list[dict]:
     """The study-wide changes made after results had been seen (the claims file's top-level
     ``history``), oldest first; checked with the claims."""
     load_claims(path)
-    return list(yaml.safe_load(Path(path).read_text()).get("history") or [])
+    return list(read_yaml(Path(path)).get("history") or [])
