@@ -39,7 +39,10 @@ def run_ratio(t: ClaimTables, c: dict) -> dict:
     (``test: equivalence`` is the TOST of the logs within ±log margin)."""
     ablation, ref, variant = c["ablation"], c["reference"], c["variant"]
     metric_claim = {**c, "source": "runs"}
-    a, b = run_values(t, metric_claim, ablation, variant), run_values(t, metric_claim, ablation, ref)
+    a, b = (
+        run_values(t, metric_claim, ablation, variant),
+        run_values(t, metric_claim, ablation, ref),
+    )
     if a is None or b is None:
         return _not_tested(f"no {c['metric']} for {ablation}/{variant} and {ablation}/{ref}")
     logs_a, logs_b = np.log(a.where(a > 0)), np.log(b.where(b > 0))
@@ -71,10 +74,19 @@ def penalty_shrinks_weights(t: ClaimTables, c: dict) -> dict:
         logs += [math.log(r) for r in ratios if r > 0]
         each.append(f"{variant} " + " > ".join(f"{fmt(n)}" for n in norms))
     if len(logs) < 2:
-        return _not_tested(f"fewer than two neighbouring strengths in the tuning of {c['ablation']}")
+        return _not_tested(
+            f"fewer than two neighbouring strengths in the tuning of {c['ablation']}"
+        )
     est = _log_mean(np.asarray(logs))
-    detail = describe(f"weight norm, stronger / weaker penalty, {len(logs)} pairs", _shown(est), "x")
-    return {"estimate": est, "log": True, "test": "difference", "detail": detail + f" ({'; '.join(each)})"}
+    detail = describe(
+        f"weight norm, stronger / weaker penalty, {len(logs)} pairs", _shown(est), "x"
+    )
+    return {
+        "estimate": est,
+        "log": True,
+        "test": "difference",
+        "detail": detail + f" ({'; '.join(each)})",
+    }
 
 
 def _cut_drops(h: pd.DataFrame, metric: str, cuts: list[int]) -> pd.Series:
