@@ -10,12 +10,12 @@ import pytest
 from study.analysis.ledger.evaluate import ClaimTables, evaluate
 
 
-def tables(runs=None, history=None, tuning=None):
+def tables(runs=None, history=None, tuning=None, shift=None):
     empty = pd.DataFrame(columns=["ablation", "variant", "seed"])
     return ClaimTables(
         runs if runs is not None else empty,
         history if history is not None else empty,
-        empty,
+        shift if shift is not None else empty,
         tuning,
         Path("/nonexistent"),
     )
@@ -284,3 +284,45 @@ def test_an_interaction_is_a_difference_of_paired_differences():
     missing = table[table["variant"] != "augmentation_n2500"]
     row = one(INTERACTION, tables(missing))
     assert row.verdict == "not tested" and math.isnan(row.effect)
+
+
+STALE = {
+    "kind": "special",
+    "check": "adaptation_gain",
+    "ablation": "normalization",
+    "variant": "batchnorm",
+    "metric": "accuracy",
+    "where_not": {"shift": ["clean", "prior"], "severity": 0},
+    "unit": "pp",
+    "expect": "higher",
+    "margin": 0.5,
+}
+
+
+def shift_rows(gains):
+    """Per seed, the adapted accuracy's gain over the stored one on a corrupted slice; the clean
+    rows gain nothing and a severity-0 row gains a lot, both of which the claim leaves out."""
+    rows = []
+    for seed, gain in enumerate(gains):
+        for shift, severity, stored, up in [
+            ("clean", 0, 0.87, 0.0),
+            ("gaussian_noise", 0, 0.87, 0.2),
+            ("gaussian_noise", 3, 0.60, gain),
+            ("brightness", 3, 0.70, gain),
+        ]:
+            for adapted, acc in [(False, stored), (True, stored + up)]:
+                rows.append(
+                    {"ablation": "normalization", "variant": "batchnorm", "seed": seed,
+                     "shift": shift, "severity": severity, "adapted": adapted, "slice": "all",
+                     "accuracy": acc, "loss": 1.0 - acc}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_re_estimated_statistics_gain_under_shift_when_the_stored_ones_are_stale():
+    bn = runs("normalization", {"batchnorm": {"test_acc": [0.87, 0.87, 0.87, 0.87]}})
+    row = one(STALE, tables(bn, shift=shift_rows([0.05, 0.06, 0.04, 0.05])))
+    assert row.effect == pytest.approx(5.0) and row.verdict == "supported"
+    row = one(STALE, tables(bn, shift=shift_rows([-0.05, -0.06, -0.04, -0.05])))
+    assert row.verdict == "contradicted"
+    assert one(STALE, tables(bn)).verdict == "not tested"

@@ -1,6 +1,7 @@
 """Special checks that re-read runs the study already has: weight norms across the tuned penalty
 strengths, ratios of a run metric (weight norm, evaluation time), the training loss at the cuts of
-a step-wise schedule and the jitter of the validation loss. No new runs: each reads the tables of
+a step-wise schedule, the jitter of the validation loss and the gain from re-estimating norm
+statistics under shift. No new runs: each reads the tables of
 the ablations that already train them.
 """
 
@@ -13,7 +14,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from study.analysis.ledger.kinds import _not_tested, describe, paired_estimate
-from study.analysis.ledger.rule import Estimate
+from study.analysis.ledger.rule import Estimate, unit_scale
 from study.analysis.ledger.values import ClaimTables, run_values
 from study.analysis.stats import NAN, fmt, mean_ci, tost_paired
 
@@ -72,7 +73,7 @@ def penalty_shrinks_weights(t: ClaimTables, c: dict) -> dict:
         norms = norms.groupby("s")["weight_norm"].mean().sort_index()
         ratios = (norms / norms.shift(1)).dropna()
         logs += [math.log(r) for r in ratios if r > 0]
-        each.append(f"{variant} " + " > ".join(f"{fmt(n)}" for n in norms))
+        each.append(f"{variant} " + " -> ".join(f"{fmt(n)}" for n in norms))
     if len(logs) < 2:
         return _not_tested(
             f"fewer than two neighbouring strengths in the tuning of {c['ablation']}"
@@ -85,7 +86,7 @@ def penalty_shrinks_weights(t: ClaimTables, c: dict) -> dict:
         "estimate": est,
         "log": True,
         "test": "difference",
-        "detail": detail + f" ({'; '.join(each)})",
+        "detail": detail + f" (by rising strength: {'; '.join(each)})",
     }
 
 
@@ -144,6 +145,23 @@ def first_rise_before_minimum(t: ClaimTables, c: dict) -> dict:
     return {"estimate": est, "test": "difference", "detail": describe(name, est, "epochs")}
 
 
+def adaptation_gain(t: ClaimTables, c: dict) -> dict:
+    """Under shift, the variant's metric with its norm statistics re-estimated on the shifted
+    data (AdaBN, shift.csv ``adapted`` true) minus with the statistics stored in training
+    (``adapted`` false), per run over the rows ``where_not`` keeps, paired by seed: stale stored
+    statistics show as a gain."""
+    ablation, variant, unit = c["ablation"], c["variant"], c["unit"]
+    shifted = {**c, "source": "shift"}
+    adapted = run_values(t, {**shifted, "where": {"adapted": True}}, ablation, variant)
+    stored = run_values(t, {**shifted, "where": {"adapted": False}}, ablation, variant)
+    if adapted is None or stored is None:
+        return _not_tested(f"no adapted and stored rows of {ablation}/{variant} in shift.csv")
+    scale = unit_scale(unit)
+    est = paired_estimate(adapted * scale, stored * scale, unit)
+    name = f"{c['metric']} under shift, re-estimated - stored statistics, {ablation}/{variant}"
+    return {"estimate": est, "test": "difference", "detail": describe(name, est, unit)}
+
+
 CHECKS = {
     "run_ratio": (run_ratio, "variant / reference of a run metric"),
     "penalty_shrinks_weights": (
@@ -155,4 +173,5 @@ CHECKS = {
         first_rise_before_minimum,
         "epochs from the first rise of the validation loss to its minimum",
     ),
+    "adaptation_gain": (adaptation_gain, "re-estimated - stored norm statistics under shift"),
 }
