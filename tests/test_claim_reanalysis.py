@@ -326,3 +326,39 @@ def test_re_estimated_statistics_gain_under_shift_when_the_stored_ones_are_stale
     row = one(STALE, tables(bn, shift=shift_rows([-0.05, -0.06, -0.04, -0.05])))
     assert row.verdict == "contradicted"
     assert one(STALE, tables(bn)).verdict == "not tested"
+
+
+LOW_RATE = {
+    "kind": "special",
+    "check": "lowest_rate_slower",
+    "ablation": "optimizers",
+    "metric": "train_loss",
+    "unit": "loss",
+    "expect": "higher",
+    "margin": 0.02,
+}
+
+
+def rate_grids(losses):
+    """{optimizer: [train_loss at rates 1e-4, 1e-3, 1e-2]} as tuning rows; the top rate of each
+    grid diverges, which drops it without moving the middle rate."""
+    rows = []
+    for variant, values in losses.items():
+        for lr, loss in zip((1e-4, 1e-3, 1e-2, 1e-1), [*values, 50.0], strict=True):
+            status = "diverged" if loss == 50.0 else "ok"
+            rows.append({"ablation": "optimizers", "variant": variant, "level": f"lr-{lr}",
+                         "seed": 1000, "status": status, "lr": lr, "train_loss": loss})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_rate_far_too_low_ends_at_a_higher_training_loss():
+    slow = rate_grids(
+        {"sgd": [1.2, 0.5, 0.45], "adam": [0.9, 0.4, 0.42], "momentum": [1.0, 0.45, 0.4]}
+    )
+    row = one(LOW_RATE, tables(tuning=slow))
+    # the middle of each grid of four rates, the diverged top one included, is 1e-2
+    assert row.effect == pytest.approx((0.75 + 0.48 + 0.6) / 3) and row.verdict == "supported"
+    fast = rate_grids(
+        {"sgd": [0.3, 0.5, 0.45], "adam": [0.18, 0.4, 0.42], "momentum": [0.28, 0.45, 0.4]}
+    )
+    assert one(LOW_RATE, tables(tuning=fast)).verdict == "contradicted"

@@ -162,6 +162,31 @@ def adaptation_gain(t: ClaimTables, c: dict) -> dict:
     return {"estimate": est, "test": "difference", "detail": describe(name, est, unit)}
 
 
+def lowest_rate_slower(t: ClaimTables, c: dict) -> dict:
+    """In each variant's learning-rate grid of the ablation's tuning runs, the metric at the
+    lowest rate minus at the middle rate of the grid (the optimizer's usual rate when the grid
+    is symmetric), paired by variant: a rate far too low is still far from done."""
+    tuning, metric = t.tuning, c.get("metric", "train_loss")
+    if tuning is None or tuning.empty or metric not in tuning or "lr" not in tuning:
+        return _not_tested(f"no tuning runs with lr and {metric}")
+    rows = tuning[tuning["ablation"] == c["ablation"]]
+    lowest, middle = {}, {}
+    for variant, grid in rows.groupby("variant"):
+        # the grid's middle counts every rate tried; a diverged run's loss is no value
+        rates = sorted(set(grid["lr"]))
+        ok = grid[grid["status"] != "diverged"].groupby("lr")[metric].mean()
+        low, mid = rates[0], rates[len(rates) // 2]
+        if len(rates) >= 3 and low in ok and mid in ok:
+            lowest[variant], middle[variant] = ok[low], ok[mid]
+    if len(lowest) < 2:
+        return _not_tested(f"fewer than two learning-rate grids in the tuning of {c['ablation']}")
+    scale = unit_scale(c["unit"])
+    a, b = pd.Series(lowest) * scale, pd.Series(middle) * scale
+    est = paired_estimate(a, b, c["unit"])
+    name = f"{metric} at the lowest rate - at the middle rate, over {len(a)} grids"
+    return {"estimate": est, "test": "difference", "detail": describe(name, est, c["unit"])}
+
+
 CHECKS = {
     "run_ratio": (run_ratio, "variant / reference of a run metric"),
     "penalty_shrinks_weights": (
@@ -174,4 +199,5 @@ CHECKS = {
         "epochs from the first rise of the validation loss to its minimum",
     ),
     "adaptation_gain": (adaptation_gain, "re-estimated - stored norm statistics under shift"),
+    "lowest_rate_slower": (lowest_rate_slower, "lowest - middle learning rate of each grid"),
 }
