@@ -15,7 +15,7 @@ from study.config import SCALES
 from study.schemas import SCHEMA_DIR, DocumentError, validate_document, validator
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("workflow", "ablation", "claims")
+NAMES = ("workflow", "ablation", "claims", "course_statements")
 # Keywords that can refuse a value: a node holding one says how to fix it (x-fix).
 CONSTRAINTS = {"type", "enum", "const", "pattern", "minimum", "maximum", "exclusiveMinimum",
                "minItems", "minLength", "minProperties", "oneOf", "anyOf", "not"}  # fmt: skip
