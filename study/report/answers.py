@@ -144,8 +144,9 @@ def undecided_reason(claim: dict[str, Any]) -> str:
     """Why an inconclusive claim is undecided, from the ledger's own numbers and detail: a failed
     guard, an interval that reaches past the margin, or a correction that the p did not pass."""
     detail = claim.get("detail") or ""
-    if "guard" in detail.lower():
-        return detail
+    at = detail.find("guard ")
+    if at >= 0 and "lost beyond the margin" in detail[at:]:  # the ledger's words for a failed guard
+        return f"the claimed effect is clear, but its {detail[at:]}"
     lo, hi = _num(claim.get("lo_raw")), _num(claim.get("hi_raw"))
     ci, margin = claim["ci"], claim["margin"]
     if _finite(lo) and _finite(hi) and lo <= 0 <= hi:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from study.paths import TEMPLATES, ScaleDir
-from study.report.formatting import _finite, _num, fmt
+from study.report.formatting import _finite, _num
 
 # Beside the templates: the deviations are text of the paper, kept as data with their files.
 DEVIATIONS = TEMPLATES / "deviations.yaml"
@@ -63,8 +63,9 @@ def chosen_values(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
             {
                 "variant": variant,
                 "key": str(entry.get("key", "optim.lr")),
-                "chosen": fmt(chosen) if _finite(chosen) else "none (every value diverged)",
-                "grid": ", ".join(fmt(_num(g)) for g in entry.get("grid") or []),
+                # the value exactly as the runs used it (a grid point), not rounded for display
+                "chosen": f"{chosen:g}" if _finite(chosen) else "none (every value diverged)",
+                "grid": ", ".join(f"{_num(g):g}" for g in entry.get("grid") or []),
                 "at_edge": _on_edge(entry),
                 "metric": str(entry.get("metric", "")),
             }
