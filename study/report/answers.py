@@ -135,7 +135,13 @@ def _regime(claim: dict[str, Any], setting: str) -> str:
              f"{' in ' + claim['unit'] if claim.get('unit') else ''}", setting]  # fmt: skip
     if claim.get("seeds"):
         parts.append(f"{claim['seeds']} seeds")
-    if claim.get("mde"):
+    mde, margin = _num(claim.get("mde_raw")), _num(claim.get("margin_raw"))
+    if _finite(mde) and _finite(margin) and mde > margin:
+        parts.append(
+            f"the seeds detect only effects of {claim['mde']} or more (80% power), beyond the "
+            f"margin {claim['margin']}: too small a budget to tell"
+        )
+    elif claim.get("mde"):
         parts.append(f"smallest effect detectable with 80% power {claim['mde']}")
     return "; ".join(p for p in parts if p)
 
@@ -151,9 +157,13 @@ def undecided_reason(claim: dict[str, Any]) -> str:
     ci, margin = claim["ci"], claim["margin"]
     if _finite(lo) and _finite(hi) and lo <= 0 <= hi:
         return f"its interval {ci} contains 0 and reaches past the margin {margin}"
-    if _finite(lo) and _finite(hi) and claim.get("p_adjusted"):
+    p_adj = _num(claim.get("p_adjusted"))
+    if _finite(lo) and _finite(hi) and _finite(p_adj) and p_adj >= 0.05:
         return f"its interval {ci} excludes 0, but the adjusted p ({claim['p_adjusted']}) does " \
                "not pass the correction"  # fmt: skip
+    if _finite(lo) and _finite(hi) and not detail:
+        return f"its interval {ci} is clear of 0, but the ledger gives no verdict on it (its " \
+               "guard or margin; see Appendix C)"  # fmt: skip
     return detail or "no interval could be computed"
 
 
@@ -167,11 +177,11 @@ def disagreements(claims: list[dict[str, Any]], setting: str) -> dict[str, list[
         or (c["verdict"] == "no meaningful effect" and c.get("test") != "equivalence")
     ]  # fmt: skip
     return {
-        "disagree": [{"id": c["id"], "claim": c["claim"], "verdict": c["verdict"],
+        "disagree": [{"id": c["id"], "claim": _sentence(c), "verdict": c["verdict"],
                       "effect": " ".join(p for p in (c["effect"], c["ci"]) if p),
                       "margin": c["margin"], "reason": _regime(c, setting)}
                      for c in disagree],
-        "undecided": [{"id": c["id"], "claim": c["claim"], "reason": undecided_reason(c)}
+        "undecided": [{"id": c["id"], "claim": _sentence(c), "reason": undecided_reason(c)}
                       for c in claims if c["verdict"] == "inconclusive"],
         "held": [{"id": c["id"], "claim": c["claim"],
                   "effect": " ".join(p for p in (c["effect"], c["ci"]) if p)}

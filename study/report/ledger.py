@@ -111,6 +111,8 @@ def claim_rows(
                 "effect_raw": _num(r.get("effect")),
                 "lo_raw": _num(r.get("lo")),
                 "hi_raw": _num(r.get("hi")),
+                "margin_raw": _num(r.get("margin")),
+                "mde_raw": _num(r.get("detectable_effect")),
                 "id": str(r.get("id", "")),
                 "claim": str(r.get("claim", "")),
                 "ablation": "" if pd.isna(r.get("ablation")) else str(r.get("ablation")),
