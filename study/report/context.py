@@ -47,6 +47,7 @@ COURSE_ORDER = ("regularization", "optimizers", "schedules", "optimizer_schedule
 # accuracy with its interval, compact enough to read at half a page; the paired differences the
 # verdicts rest on are in the claims' forest plot and the section's own sentences.
 ANSWER_FIGURE = "test_accuracy"
+GRID_FIGURE = "grid_heatmap"
 
 
 class ReportError(RuntimeError):
@@ -92,7 +93,8 @@ def _setting(setup: list[dict[str, str]]) -> str:
     """The regime in a few words (model, training images, epochs), for the discussion."""
     facts = {f["key"]: f["value"] for f in setup}
     n_train = facts.get("Training images (subsample of the official training set)")
-    parts = [facts.get("Model", ""), f"{n_train} training images" if n_train else "",
+    images = f"{n_train} {facts.get('Dataset', '')} training images".replace("  ", " ")
+    parts = [facts.get("Model", ""), images if n_train else "",
              f"{facts['Epochs']} epochs" if facts.get("Epochs") else ""]  # fmt: skip
     return ", ".join(p for p in parts if p)
 
@@ -134,7 +136,10 @@ def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, An
     section["chosen"] = chosen_values(scale_dir, ablation)
     section["method_line"] = method_line(section)
     figures = section["figures"]
-    main = next((f for f in figures if f["name"] == ANSWER_FIGURE), figures[0] if figures else None)
+    # A grid's question is about its two factors together: its heatmap answers it when drawn.
+    wanted = (GRID_FIGURE, ANSWER_FIGURE) if getattr(ablation, "grid", None) else (ANSWER_FIGURE,)
+    drawn = {f["name"]: f for f in figures}
+    main = next((drawn[n] for n in wanted if n in drawn), figures[0] if figures else None)
     section["main_figure"] = main
     section["appendix_figures"] = [f for f in figures if f is not main]
     return section
@@ -252,7 +257,8 @@ def build_context(
         "rule": _rule(claims_table, status, claims),
         "claim_counts": verdict_counts(claims),
         "forest": forest,
-        "setup": _setup(runs),
+        "setup": (setup := _setup(runs)),
+        "setting": _setting(setup),
         "deviations": deviations(),
         "shift_definitions": shift_definitions(shift),
         "prior_shift": prior_shift(
@@ -269,6 +275,6 @@ def build_context(
         "elsewhere": [_elsewhere(a) for a in elsewhere],
     }
     context["abstract"] = abstract(context)
-    context["discussion"] = disagreements(claims, _setting(context["setup"]))
+    context["discussion"] = disagreements(claims, context["setting"])
     context["limitations"] = limitations(context)
     return context

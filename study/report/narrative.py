@@ -122,15 +122,17 @@ def limitations(context: dict[str, Any]) -> list[str]:
             f"{other['title']} runs only at the {' and '.join(other['scales'])} scale"
             + (f": {other['reason']}" if other["reason"] else ".")
         )
-    for section in context["sections"]:
-        half = _resolution(section)
-        if half is not None:
-            items.append(
-                f"{section['title']}: with {section['seeds_used']['text'] or section['seeds']} "
-                "seeds the typical 95% interval of "
-                f"a difference to {section['baseline']} is ±{fmt(half)} pp, so smaller effects "
-                "on test accuracy cannot be detected."
-            )
+    resolution = [
+        f"{section['title']} ±{fmt(half)} pp "
+        f"({section['seeds_used']['text'] or section['seeds']} seeds)"
+        for section in context["sections"]
+        if (half := _resolution(section)) is not None
+    ]
+    if resolution:
+        items.append(
+            "Smaller effects on test accuracy than the typical half-width of a 95% interval of a "
+            "difference cannot be detected: " + "; ".join(resolution) + "."
+        )
     for claim in context["claims"]:
         if claim.get("detectable"):
             items.append(f"{claim['claim']} The smallest detectable effect: {claim['detectable']}.")
