@@ -17,7 +17,7 @@ from study.paths import STUDY_ROOT
 from study.report import build_context, write_report
 from study.report.answers import interaction_sentence, undecided_reason
 from study.report.context import study_status
-from study.report.method import chosen_values, deviations, seeds_used
+from study.report.method import chosen_values, deviations, overrides_as_used, seeds_used
 
 NUMBER = re.compile(r"[+\-−]?\d[\d,]*(?:\.\d+)?\s?(?:pp|%)")
 
@@ -113,6 +113,15 @@ def test_chosen_values_come_from_the_selection_with_their_grid_edge(built, tmp_p
     assert chosen["adam"]["at_edge"]  # computed from the grid: the largest point
     assert chosen["lion"]["at_edge"]  # the selection's own flag
     assert chosen["sgd"]["grid"] == "0.003, 0.1, 3"
+    # The Method lists the value used, not the ablation file's value (the middle of the grid).
+    variants = [{"variant": "adam", "overrides": "optim=adam optim.lr=0.1"},
+                {"variant": "sgd", "overrides": "(the common settings)"},
+                {"variant": "none", "overrides": "optim.lr=0.1"}]  # fmt: skip
+    used = {
+        v["variant"]: v["overrides"] for v in overrides_as_used(variants, list(chosen.values()))
+    }
+    assert used == {"adam": "optim=adam optim.lr=3 (tuned)", "sgd": "optim.lr=0.1 (tuned)",
+                    "none": "optim.lr=0.1"}  # fmt: skip
 
 
 def test_each_deviation_names_code_that_exists(tmp_path):

@@ -25,7 +25,13 @@ from study.report.formatting import (
     anchor,
 )
 from study.report.ledger import claim_rows
-from study.report.method import chosen_values, deviations, method_line, seeds_used
+from study.report.method import (
+    chosen_values,
+    deviations,
+    method_line,
+    overrides_as_used,
+    seeds_used,
+)
 from study.report.narrative import (
     INTRODUCTION,
     REFERENCES,
@@ -134,6 +140,9 @@ def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, An
     section["setup"] = ablation_setup(ablation, runs)
     section["seeds_used"] = seeds_used(section["rows"])
     section["chosen"] = chosen_values(scale_dir, ablation)
+    section["setup"]["variants"] = overrides_as_used(
+        section["setup"]["variants"], section["chosen"]
+    )
     section["method_line"] = method_line(section)
     figures = section["figures"]
     # A grid's question is about its two factors together: its heatmap answers it when drawn.

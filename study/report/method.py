@@ -95,3 +95,22 @@ def deviations(path: Path = DEVIATIONS) -> list[dict[str, str]]:
     if not Path(path).is_file():
         return []
     return list((yaml.safe_load(Path(path).read_text()) or {}).get("deviations") or [])
+
+
+def overrides_as_used(variants: list[dict[str, str]], chosen: list[dict[str, Any]]) -> list[dict]:
+    """Each variant's overrides with a tuned setting's file value (a grid's middle, say)
+    replaced by the value the tuning chose and the runs used, marked as tuned."""
+    by_variant = {c["variant"]: c for c in chosen}
+    out = []
+    for v in variants:
+        tuned = by_variant.get(v["variant"])
+        if tuned is None:
+            out.append(v)
+            continue
+        key = tuned["key"]
+        words = [w for w in v["overrides"].split() if not w.startswith(f"{key}=")]
+        if v["overrides"] == "(the common settings)":
+            words = []
+        words.append(f"{key}={tuned['chosen']} (tuned)")
+        out.append({**v, "overrides": " ".join(words)})
+    return out

@@ -54,7 +54,8 @@ DYNAMICS = ("best_epoch", "epochs_run", "weight_sparsity", "weight_norm", "gap_l
 
 
 def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
-    """The learning rates the tuning step chose on the validation split (tuned ablations)."""
+    """The values the tuning step chose on the validation split (tuned ablations): the setting
+    each variant tunes (a learning rate, a regularizer's strength) and the value it used."""
     path = ScaleDir(scale_dir).selection(ablation.name, "csv")
     table = contracts.read_csv(path, contracts.SELECTION, optional=True)
     if table is None or not ablation.tune:
@@ -65,14 +66,16 @@ def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
         if str(r.get("all_diverged")) == "True":
             note.append("every rate diverged")
         elif str(r.get("at_edge")) == "True":
-            note.append("best rate on the edge of the grid")
+            note.append("best value on the edge of the grid")
         n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
         if n_div:
             note.append(f"{n_div} rate{'s' if n_div > 1 else ''} diverged")
         rows.append(
             {
                 "variant": str(r["variant"]),
-                "lr": fmt(_num(r.get("lr"))),
+                "key": str(r.get("key", "optim.lr")),
+                # the chosen value itself (a strength is not a learning rate: "lr" is empty then)
+                "lr": f"{_num(r.get('chosen', r.get('lr'))):g}",
                 "value": fmt(_num(r.get("value"))),
                 "metric": str(r.get("metric", "")),
                 "note": "; ".join(note),
