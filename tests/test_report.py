@@ -120,7 +120,7 @@ def test_abstract_is_written_from_the_claims_and_effects(built):
     assert "Of the course's 3 statements tested, 1 held." in abstract
     assert "could not decide “Claims are text" in abstract
     # The largest clear effect on test accuracy, in words and numbers.
-    assert "dropout improves test accuracy (+2.77 pp [+1.49 pp, +4.05 pp])" in abstract
+    assert "Dropout improves test accuracy (+2.77 pp [+1.49 pp, +4.05 pp])" in abstract
     assert "changed test accuracy by" not in abstract  # no list of raw comparisons
     assert context["discussion"]["held"][0]["effect"] == "+2.77 pp [+1.49 pp, +4.05 pp]"
     assert any("Claims this scale cannot test" in item for item in context["limitations"])

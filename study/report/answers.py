@@ -11,10 +11,6 @@ from study.report.formatting import _finite, _num
 CLEAR = ("better", "worse")
 
 
-def _first_lower(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
-
-
 def _sentence(claim: dict[str, Any]) -> str:
     """A claim's sentence without its final full stop, to quote inside another sentence."""
     return claim["claim"].strip().rstrip(".")
@@ -97,16 +93,16 @@ def _largest(claims: list[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
 def abstract(context: dict[str, Any]) -> list[str]:
     """The abstract in sentences: the question, the setting, how the course's statements fared
     (which did not hold, which could not be decided) and the largest clear effects."""
-    setup = {f["key"]: f["value"] for f in context["setup"]}
     prov, claims = context["provenance"], context["claims"]
+    n = len(context["sections"])
+    runs = f"{prov['n_runs']} training runs over {n} ablation{'s' if n != 1 else ''}"
+    setting = context.get("setting", "")
     text = [
         "Do the rules of thumb that a course on training neural networks teaches hold when each "
         "is tested as a falsifiable statement, with several seeds and paired confidence intervals?",
-        f"We trained {setup.get('Model', 'small')} networks on "
-        f"{setup.get('Training images (subsample of the official training set)', 'a subsample of')}"
-        f" {setup.get('Dataset', '')} images for {setup.get('Epochs', 'a few')} epochs "
-        f"({prov['n_runs']} training runs over {len(context['sections'])} "
-        f"ablation{'s' if len(context['sections']) != 1 else ''}, {context['scale']} scale).",
+        f"We trained {setting} ({runs}, {context['scale']} scale)."
+        if setting
+        else f"We ran {runs} at the {context['scale']} scale.",
     ]
     by = {v: [c for c in claims if c["verdict"] == v] for v in {c["verdict"] for c in claims}}
     if claims:
@@ -121,8 +117,8 @@ def abstract(context: dict[str, Any]) -> list[str]:
             text.append(f"The study could not decide {_names(by['inconclusive'])}.")
     largest = _largest(claims)
     if largest:
-        parts = [f"{_first_lower(_sentence(c))} ({c['effect']} {c['ci']})" for c in largest]
-        text.append("The largest clear effects on test accuracy: " + "; ".join(parts) + ".")
+        parts = [f"{_sentence(c)} ({c['effect']} {c['ci']})" for c in largest]
+        text.append("The largest clear effects, in accuracy points: " + "; ".join(parts) + ".")
     return text
 
 
@@ -136,7 +132,14 @@ def _regime(claim: dict[str, Any], setting: str) -> str:
     if claim.get("seeds"):
         parts.append(f"{claim['seeds']} seeds")
     mde, margin = _num(claim.get("mde_raw")), _num(claim.get("margin_raw"))
-    if _finite(mde) and _finite(margin) and mde > margin:
+    # A verdict of no meaningful effect already says the interval is inside the margin: a budget
+    # too small to detect the margin is a reason only for the other verdicts.
+    if (
+        _finite(mde)
+        and _finite(margin)
+        and mde > margin
+        and claim["verdict"] != "no meaningful effect"
+    ):
         parts.append(
             f"the seeds detect only effects of {claim['mde']} or more (80% power), beyond the "
             f"margin {claim['margin']}: too small a budget to tell"

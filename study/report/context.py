@@ -99,10 +99,14 @@ def _setting(setup: list[dict[str, str]]) -> str:
     """The regime in a few words (model, training images, epochs), for the discussion."""
     facts = {f["key"]: f["value"] for f in setup}
     n_train = facts.get("Training images (subsample of the official training set)")
-    images = f"{n_train} {facts.get('Dataset', '')} training images".replace("  ", " ")
-    parts = [facts.get("Model", ""), images if n_train else "",
-             f"{facts['Epochs']} epochs" if facts.get("Epochs") else ""]  # fmt: skip
-    return ", ".join(p for p in parts if p)
+    if not facts.get("Model"):
+        return ""
+    text = f"{facts['Model']} networks"
+    if n_train:
+        text += f" on {n_train} {facts.get('Dataset', '')} training images".replace("  ", " ")
+    if facts.get("Epochs"):
+        text += f" for {facts['Epochs']} epochs"
+    return text
 
 
 def ordered(ablations: dict[str, Any], order: tuple[str, ...] = COURSE_ORDER) -> list[Any]:
