@@ -81,12 +81,17 @@ def built(tmp_path_factory):
 
 def test_every_section_is_rendered(built):
     html, md = built["html"], built["md"]
-    headings = ("Abstract", "Introduction", "Method", "Claims", "Key findings", "Discussion",
-                "Limitations", "Reproducing this report", "References", "Provenance",
-                "Appendix: all runs")  # fmt: skip
+    headings = ("Abstract", "Introduction", "Method", "Claims and verdicts", "Discussion",
+                "Limitations", "References", "Appendix")  # fmt: skip
     for heading in headings:
         assert f">{heading}</h2>" in html
         assert f"## {heading}\n" in md
+    # The appendix holds everything else, in the same order in both documents.
+    parts = ("A. Method in detail", "B. Results per ablation", "C. The claims ledger in full",
+             "D. Class-prior shift", "E. Reproducing this report", "F. All runs")  # fmt: skip
+    for text in (html, md):
+        at = [text.index(p) for p in parts]
+        assert at == sorted(at) and at[0] > text.index("References")
     # In the paper's order, not the order the files happen to have.
     positions = [html.index(f">{h}</h2>") for h in headings]
     assert positions == sorted(positions)
@@ -109,13 +114,15 @@ def test_ablations_follow_the_course_not_the_file_names(built):
 
 def test_abstract_is_written_from_the_claims_and_effects(built):
     context = built["context"]
-    abstract = context["abstract"]
+    abstract = " ".join(context["abstract"])
+    assert abstract.startswith("Do the rules of thumb")  # the question comes first
     assert f"{context['provenance']['n_runs']} training runs" in abstract
-    assert "Of 3 claims, 1 supported, 1 inconclusive, 1 not tested." in abstract
-    # Dropout is the regularization variant whose difference is clearly better.
-    assert "in regularization, dropout changed test accuracy by +" in abstract
-    groups = {g["verdict"]: g for g in context["discussion"]}
-    assert groups["supported"]["claims"][0]["effect"] == "+2.77 pp [+1.49 pp, +4.05 pp]"
+    assert "Of the course's 3 statements tested, 1 held." in abstract
+    assert "could not decide “Claims are text" in abstract
+    # The largest clear effect on test accuracy, in words and numbers.
+    assert "Dropout improves test accuracy (+2.77 pp [+1.49 pp, +4.05 pp])" in abstract
+    assert "changed test accuracy by" not in abstract  # no list of raw comparisons
+    assert context["discussion"]["held"][0]["effect"] == "+2.77 pp [+1.49 pp, +4.05 pp]"
     assert any("Claims this scale cannot test" in item for item in context["limitations"])
 
 
@@ -164,17 +171,17 @@ def test_numbers_cis_and_verdicts_come_from_the_summary(built):
     assert 'class="verdict good">better<' in html
     assert "inconclusive, the interval contains 0" in html
     assert f"p = {report.fmt(dropout['test_acc_p_adjusted'], 2)}" in html
-    # Key findings name the best variant of the data, not of the template.
-    best = summary.loc[summary["test_acc_mean"].idxmax(), "variant"]
-    assert f"highest mean test accuracy with <b>{best}</b>" in html
-    assert "Better than none (or the reference named): dropout" in " ".join(html.split())
+    # The section opens with its answer: the clear comparisons and the largest of them.
+    opening = next(s for s in built["context"]["sections"] if s["name"] == "regularization")
+    assert opening["opening"].startswith("1 of ") and "the largest is dropout" in opening["opening"]
+    assert f"<b>Answer.</b> {opening['opening']}" in html
 
 
 def test_diverged_runs_are_counted(built):
     html = built["html"]
     assert "3 (diverged 1/3)" in html
     assert "1 of 3 runs diverged." in html
-    assert "1 of 12 runs diverged." in html
+    assert "runs finished, 1 diverged." in html
 
 
 def test_claims_ledger_links_figures(built):
@@ -216,7 +223,10 @@ def test_markdown_references_existing_files(built):
     assert len(images) == 8
     for target in targets:
         assert not target.startswith(("/", "http")), target
-        assert (out / target).is_file(), target
+        if target.startswith("#"):  # a link into the appendix: its anchor is in the document
+            assert f'<a id="{target[1:]}"></a>' in md, target
+        else:
+            assert (out / target).is_file(), target
     assert (out / "tables" / "regularization.tex").is_file()
     # Atomic writes leave no temporary files behind.
     assert not [p for p in out.rglob(".*") if p.is_file()]

@@ -234,8 +234,8 @@ def test_report_renders_in_chromium(chromium, report_html, tmp_path):
         expression="Array.from(document.querySelectorAll('h2')).map(h => h.textContent)",
         returnByValue=True,
     )["result"]["value"]
-    for expected in ("Abstract", "Method", "Claims", "Key findings", "Regularization",
-                     "Discussion", "Limitations", "References", "Provenance"):  # fmt: skip
+    for expected in ("Abstract", "Method", "Claims and verdicts", "Regularization",
+                     "Discussion", "Limitations", "References", "Appendix"):  # fmt: skip
         assert expected in sections
 
     # Screenshot of the whole page at a reading width.

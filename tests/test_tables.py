@@ -135,13 +135,33 @@ def test_variants_without_runs_and_unplanned_variants_show(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, "reg", "none", 0)
     write_run(runs, "reg", "extra", 0)
-    write_run(runs, "other", "x", 0)  # no ablation file: kept in runs.csv only
+    write_run(runs, "other", "x", 0)  # not an ablation of this study: left out
     t = build_tables(tmp_path, {"reg": spec("none", ["none", "dropout"])})
     s = t.summaries["reg"]
     assert list(s.variant) == ["none", "dropout", "extra"]
     assert list(s.n_seeds) == [1, 0, 1]
-    assert set(t.summaries) == {"reg"} and "other" in set(t.runs.ablation)
-    assert any("runs/other has no ablation file" in n for n in t.notes)
+    assert set(t.summaries) == {"reg"} and set(t.runs.ablation) == {"reg"}
+    assert any("runs/other is not an ablation of this study" in n for n in t.notes)
+
+
+def test_a_study_of_one_ablation_tables_only_its_runs(tmp_path):
+    """Two ablations' runs (and tuning runs) lie in the scale folder; a study of one of them
+    gathers that one only: its runs.csv, history, tuning table and counts."""
+    for seed in range(3):
+        write_run(tmp_path / "runs", "reg", "none", seed)
+        write_run(tmp_path / "runs", "opt", "sgd", seed)
+        write_run(tmp_path / "runs", "opt", "adam", seed)
+    write_run(tmp_path / "tune", "opt", "adam", 1000, level="lr-0.001", lr=0.001)
+    write_run(tmp_path / "tune", "reg", "none", 1000, level="lr-0.001", lr=0.001)
+    both = build_tables(
+        tmp_path, {"reg": spec("none", ["none"]), "opt": spec("sgd", ["sgd", "adam"])}
+    )
+    assert len(both.runs) == 9 and len(both.tuning) == 2
+    one = build_tables(tmp_path, {"reg": spec("none", ["none"])})
+    assert set(one.runs.ablation) == {"reg"} and len(one.runs) == 3
+    assert set(one.history.ablation) == {"reg"}
+    assert set(one.tuning.ablation) == {"reg"} and len(one.tuning) == 1
+    assert "reg,none,0" in render(one)["runs.csv"] and ",sgd," not in render(one)["runs.csv"]
 
 
 def test_history_shift_and_tuning_tables_carry_the_run_keys(tmp_path):
@@ -152,7 +172,7 @@ def test_history_shift_and_tuning_tables_carry_the_run_keys(tmp_path):
     )
     write_run(tmp_path / "tune", "opt", "adam", 0, level="lr-0.001", lr=0.001)
     write_run(tmp_path / "tune", "opt", "adam", 0, level="lr-0.01", lr=0.01, status="diverged")
-    t = build_tables(tmp_path, {"norm": spec("bn", ["bn"])})
+    t = build_tables(tmp_path, {"norm": spec("bn", ["bn"]), "opt": spec("adam", ["adam"])})
     assert len(t.history) == 3
     assert list(t.history.columns[:4]) == ["ablation", "variant", "seed", "epoch"]
     assert set(t.history.seed) == {4}
@@ -283,14 +303,14 @@ def test_metrics_contract_violations_name_the_problem(tmp_path, change, problem)
     else:
         path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(tables.TablesError, match=problem):
-        build_tables(tmp_path, {})
+        build_tables(tmp_path, {"a": spec("b", ["b"])})
 
 
 def test_a_run_without_history_is_an_error(tmp_path):
     folder = write_run(tmp_path / "runs", "a", "b", 0)
     (folder / "history.csv").unlink()
     with pytest.raises(tables.TablesError, match="history.csv is missing"):
-        build_tables(tmp_path, {})
+        build_tables(tmp_path, {"a": spec("b", ["b"])})
 
 
 def test_cli_rejects_a_missing_ablation_folder(scale, tmp_path, capsys):

@@ -54,7 +54,9 @@ def test_report_has_a_section_with_inline_figures_for_every_ablation(smoke_study
         assert section is not None, f"no section for {name}"
         assert ablation.title in section.replace("&#39;", "'")
         images = re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{100,}', section)
-        assert len(images) >= 2, f"{name}: {len(images)} inline figures"
+        # The main text shows the one figure that answers the question; the rest are appended.
+        assert len(images) == 1, f"{name}: {len(images)} inline figures in the main text"
+        assert f'id="{anchor("results", anchor("ablation", name))}"' in html
     assert 'src="http' not in html and "src='http" not in html  # opens from disk, offline
 
 

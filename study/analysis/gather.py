@@ -8,7 +8,7 @@ skipped. A bad file is a :class:`TablesError` naming it and what to do.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,14 +129,25 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame(columns=columns)
 
 
-def gather(root: Path, levels: bool = False) -> Gathered:
-    """Every complete run under ``root`` (``<ablation>/<variant>/[<level>/]seed<k>/``).
+def metrics_files(root: Path, ablations: Collection[str] | None = None) -> list[Path]:
+    """The metrics.json files under ``root``; with ``ablations``, only under those ablations'
+    folders: a study of some ablations reports those, whatever else a scale's folder holds."""
+    if not root.is_dir():
+        return []  # a missing root (no tuning at all) gives empty tables
+    if ablations is None:
+        return sorted(root.glob("**/metrics.json"))
+    return sorted(p for name in ablations for p in (root / name).glob("**/metrics.json"))
+
+
+def gather(root: Path, levels: bool = False, ablations: Collection[str] | None = None) -> Gathered:
+    """Every complete run under ``root`` (``<ablation>/<variant>/[<level>/]seed<k>/``), or with
+    ``ablations`` every complete run of those ablations only.
 
     With ``levels`` the runs are tuning runs and carry a ``level`` column: the folder(s) between
     the variant and the seed (one learning-rate grid point).
     """
-    rows, histories, shifts = [], [], []  # a missing root (no tuning at all) gives empty tables
-    for path in sorted(root.glob("**/metrics.json")) if root.is_dir() else []:
+    rows, histories, shifts = [], [], []
+    for path in metrics_files(root, ablations):
         run = parse_run_folder(path.relative_to(root).parts[:-1], levels)
         if run is None:
             continue  # not a run folder of the layout (e.g. a stray file)

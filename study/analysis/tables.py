@@ -157,8 +157,10 @@ def build_tables(scale_dir: Path, ablations: Mapping) -> Tables:
     an ablation file, and the workflow only aggregates once every planned run is complete.
     """
     where = ScaleDir(scale_dir)
-    got = gather(where.runs)
-    tuning = gather(where.tune, levels=True).runs
+    # Only the planned ablations' runs: another study's runs in the same scale folder are not
+    # this study's (a study of one ablation reports that ablation).
+    got = gather(where.runs, ablations=list(ablations))
+    tuning = gather(where.tune, levels=True, ablations=list(ablations)).runs
     tables = Tables(got.runs, got.history, got.shift, tuning)
     # Every ablation file gets its tables, even before any of its runs exist (the workflow
     # declares them as outputs); its variants then show 0 seeds.
@@ -166,11 +168,11 @@ def build_tables(scale_dir: Path, ablations: Mapping) -> Tables:
         tables.summaries[name] = summarize(
             got.runs, name, spec.baseline, list(spec.variants), _declared(spec)
         )
-    for name in dict.fromkeys(got.runs["ablation"]):
-        if name not in ablations:
+    planned = set(ablations)
+    for folder in sorted(where.runs.iterdir()) if where.runs.is_dir() else []:
+        if folder.is_dir() and folder.name not in planned:
             tables.notes.append(
-                f"runs/{name} has no ablation file: its runs are in runs.csv but it gets no "
-                "summary table"
+                f"runs/{folder.name} is not an ablation of this study: its runs are left out"
             )
     return tables
 

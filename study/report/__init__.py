@@ -21,13 +21,7 @@ Usage::
 """
 
 from study.report.cli import main
-from study.report.context import (
-    ReportError,
-    build_context,
-    run_commits,
-    run_fingerprints,
-    run_ledger,
-)
+from study.report.context import ReportError, build_context
 from study.report.formatting import (
     anchor,
     count,
@@ -40,6 +34,7 @@ from study.report.formatting import (
     value,
 )
 from study.report.render import render_report, write_report
+from study.report.runs import run_commits, run_fingerprints, run_ledger
 
 __all__ = [
     "ReportError",

@@ -3,11 +3,7 @@ of one scale (claims ledger, setup, provenance, every run), as plain formatted v
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +11,8 @@ import pandas as pd
 
 from study import contracts, provenance
 from study.analysis.ledger.rule import RULE
-from study.analysis.stats import fmt
 from study.paths import ScaleDir
-from study.provenance import run_commits, run_fingerprints
+from study.report.answers import abstract, disagreements, interaction_sentence, opening
 from study.report.experiments import (
     ablation_setup,
     effective_epochs,
@@ -27,25 +22,26 @@ from study.report.experiments import (
     shift_definitions,
 )
 from study.report.formatting import (
-    VERDICT_CLASS,
-    _num,
     anchor,
-    count,
-    duration,
-    value,
 )
-from study.report.ledger import _in_unit
+from study.report.ledger import claim_rows
+from study.report.method import (
+    chosen_values,
+    deviations,
+    method_line,
+    overrides_as_used,
+    seeds_used,
+)
 from study.report.narrative import (
     INTRODUCTION,
     REFERENCES,
-    abstract,
-    discussion,
     holm_sentence,
     limitations,
     reproduce_command,
     verdict_counts,
 )
-from study.report.sections import _ablation_context, _display_width, _planned_seeds
+from study.report.runs import run_ledger, run_rows, study_provenance
+from study.report.sections import _ablation_context, _display_width, mark_equivalences
 
 TITLE = "How neural networks are trained: a reproducible benchmark of training techniques"
 # The course's order of topics: the paper's sections follow it; an ablation not listed comes after
@@ -53,85 +49,18 @@ TITLE = "How neural networks are trained: a reproducible benchmark of training t
 COURSE_ORDER = ("regularization", "optimizers", "schedules", "optimizer_schedule", "normalization")
 
 
+# Each question's figure in the main text (the others go to the appendix): every variant's test
+# accuracy with its interval, compact enough to read at half a page; the paired differences the
+# verdicts rest on are in the claims' forest plot and the section's own sentences.
+ANSWER_FIGURE = "test_accuracy"
+GRID_FIGURE = "grid_heatmap"
+
+
 class ReportError(RuntimeError):
     """An input the report cannot do without (e.g. no runs.csv) is absent."""
 
 
-def _run_environments(scale_dir: Path) -> tuple[list[str], list[str]]:
-    """Distinct package versions and hardware recorded by the runs (from their metrics.json)."""
-    versions: dict[str, None] = {}
-    hardware: dict[str, None] = {}
-    for path in sorted(ScaleDir(scale_dir).runs.glob("*/*/seed*/metrics.json")):
-        try:
-            metrics = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        for target, key in ((versions, "versions"), (hardware, "hardware")):
-            entry = metrics.get(key)
-            if isinstance(entry, dict) and entry:
-                target[", ".join(f"{k} {v}" for k, v in sorted(entry.items()))] = None
-    return list(versions), list(hardware)
-
-
-def _text(row: pd.Series, column: str) -> str:
-    """A cell as text; empty when the column is absent or the cell is empty."""
-    cell = row.get(column)
-    return "" if cell is None or (not isinstance(cell, str) and pd.isna(cell)) else str(cell)
-
-
-def _unit(row: pd.Series, metric: str) -> str:
-    """The effect's unit: the claims table's own ``unit`` when it has one, else percentage points
-    for accuracies and the metric's name for anything else."""
-    return _text(row, "unit") or ("pp" if "acc" in metric else metric.replace("_", " "))
-
-
-def _claims(
-    table: pd.DataFrame | None, claims_path: Path | None, figures: dict[str, dict]
-) -> list[dict]:
-    """The ledger's rows as shown; without tables/claims.csv, ``claims_path``'s as not evaluated."""
-    if table is None and claims_path is not None and Path(claims_path).is_file():
-        from study.analysis.ledger.claims_file import load_claims
-
-        table = pd.DataFrame(
-            [
-                {
-                    "id": c["id"],
-                    "claim": c["claim"],
-                    "ablation": c.get("ablation", ""),
-                    "metric": c.get("metric", ""),
-                    "verdict": "not evaluated",
-                    "figure": c.get("figure", ""),
-                    "detail": "tables/claims.csv does not exist yet",
-                }
-                for c in load_claims(claims_path)
-            ]
-        )
-    if table is None:
-        return []
-    out = []
-    for _, r in table.iterrows():
-        metric = "" if pd.isna(r.get("metric")) else str(r.get("metric"))
-        figure = "" if pd.isna(r.get("figure")) else str(r.get("figure"))
-        verdict = "" if pd.isna(r.get("verdict")) else str(r.get("verdict"))
-        out.append(
-            {
-                "id": str(r.get("id", "")),
-                "claim": str(r.get("claim", "")),
-                "ablation": "" if pd.isna(r.get("ablation")) else str(r.get("ablation")),
-                "metric": metric,
-                **_in_unit(r, _text(r, "unit"), metric),
-                "verdict": verdict,
-                "verdict_class": VERDICT_CLASS.get(verdict, "neutral"),
-                "figure": figure,
-                "figure_ref": figures.get(figure),
-                "detail": "" if pd.isna(r.get("detail")) else str(r.get("detail")),
-                "unit": _unit(r, metric),
-            }
-        )
-    return out
-
-
-def _setup(runs: pd.DataFrame, ablations: dict[str, Any]) -> list[dict[str, str]]:
+def _setup(runs: pd.DataFrame) -> list[dict[str, str]]:
     """Facts of the setup, from the resolved configs of the runs (config.* columns)."""
     runs = effective_epochs(runs)
 
@@ -162,102 +91,22 @@ def _setup(runs: pd.DataFrame, ablations: dict[str, Any]) -> list[dict[str, str]
         ("Batch size", values("config.train.batch_size")),
         ("Optimizers", values("config.optim.name")),
         ("Schedules", values("config.schedule.name")),
-        (
-            "Seeds per variant",
-            ", ".join(
-                f"{a.name} {_planned_seeds(a, runs[runs['ablation'] == a.name])}"
-                for a in ablations.values()
-            )
-            if "ablation" in runs.columns
-            else "",
-        ),
     ]
     return [{"key": k, "value": v} for k, v in facts if v]
 
 
-def _run_rows(runs: pd.DataFrame) -> list[dict[str, str]]:
-    """The appendix: every run with its outcome and config hash, formatted."""
-    rows = []
-    for _, r in runs.iterrows():
-        rows.append(
-            {
-                "ablation": str(r.get("ablation", "")),
-                "variant": str(r.get("variant", "")),
-                "seed": str(r.get("seed", "")),
-                "status": str(r.get("status", "")),
-                "test_acc": value(r.get("test_acc"), "test_acc"),
-                "val_acc": value(r.get("val_acc"), "val_acc"),
-                "test_loss": value(r.get("test_loss"), "test_loss"),
-                "epochs": count(r.get("epochs_run")),
-                "wall_s": fmt(_num(r.get("wall_s"))),
-                "config_hash": "" if pd.isna(r.get("config_hash")) else str(r.get("config_hash")),
-            }
-        )
-    return rows
-
-
-# The columns of the report's runs.csv: enough to check a rerun value for value.
-LEDGER_COLUMNS = (
-    "ablation",
-    "variant",
-    "seed",
-    "status",
-    "test_acc",
-    "test_loss",
-    "val_acc",
-    "val_loss",
-    "epochs_run",
-    "lr",
-    "wall_s",
-    "config_hash",
-    "commit",
-    "dirty",
-    "fingerprint",
-)
-
-
-def run_ledger(scale_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run (raw values from runs.csv) with the commit each run was trained at."""
-    ledger = runs.reindex(columns=[c for c in LEDGER_COLUMNS if c not in ("commit", "dirty")])
-    commits, dirty = [], []
-    for _, r in ledger.iterrows():
-        path = ScaleDir(scale_dir).run(r["ablation"], r["variant"], int(r["seed"]))
-        try:
-            versions = json.loads((path / "metrics.json").read_text()).get("versions") or {}
-        except (OSError, ValueError, AttributeError):
-            versions = {}
-        commits.append(versions.get("commit"))
-        dirty.append(versions.get("dirty"))
-    return ledger.assign(commit=commits, dirty=dirty)[list(LEDGER_COLUMNS)]
-
-
-def _provenance(
-    scale_dir: Path, runs: pd.DataFrame, ledger: pd.DataFrame, git: dict[str, Any]
-) -> dict[str, Any]:
-    wall = pd.to_numeric(runs.get("wall_s", pd.Series(dtype=float)), errors="coerce")
-    tuning = contracts.read_csv(ScaleDir(scale_dir).table("tuning"), contracts.TUNING, True)
-    tune_wall = (
-        pd.to_numeric(tuning.get("wall_s", pd.Series(dtype=float)), errors="coerce")
-        if tuning is not None
-        else pd.Series(dtype=float)
-    )
-    versions, hardware = _run_environments(scale_dir)
-    commit = git["commit"] or "unknown (not a git repository, or no commit yet)"
-    return {
-        "commit": commit,
-        "commit_short": commit[:12] if re.fullmatch(r"[0-9a-f]{40,64}", commit) else "unknown",
-        "dirty": git["dirty"],
-        "runs_from": run_commits(ledger, git["commit"], git["dirty"], git.get("changed")),
-        "fingerprints": run_fingerprints(ledger.get("fingerprint", [None] * len(ledger))),
-        "packages": [{"name": k, "version": v} for k, v in provenance.package_versions().items()],
-        "run_versions": versions,
-        "run_hardware": hardware,
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-        "n_runs": len(runs),
-        "n_tuning_runs": 0 if tuning is None else len(tuning),
-        "compute": duration(float(wall.sum(skipna=True))),
-        "tuning_compute": duration(float(tune_wall.sum(skipna=True))),
-    }
+def _setting(setup: list[dict[str, str]]) -> str:
+    """The regime in a few words (model, training images, epochs), for the discussion."""
+    facts = {f["key"]: f["value"] for f in setup}
+    n_train = facts.get("Training images (subsample of the official training set)")
+    if not facts.get("Model"):
+        return ""
+    text = f"{facts['Model']} networks"
+    if n_train:
+        text += f" on {n_train} {facts.get('Dataset', '')} training images".replace("  ", " ")
+    if facts.get("Epochs"):
+        text += f" for {facts['Epochs']} epochs"
+    return text
 
 
 def ordered(ablations: dict[str, Any], order: tuple[str, ...] = COURSE_ORDER) -> list[Any]:
@@ -293,12 +142,57 @@ SECOND_ORDER_CAPTION = (
 def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, Any]:
     section = _ablation_context(scale_dir, ablation, runs)
     section["setup"] = ablation_setup(ablation, runs)
+    section["seeds_used"] = seeds_used(section["rows"])
+    section["chosen"] = chosen_values(scale_dir, ablation)
+    section["setup"]["variants"] = overrides_as_used(
+        section["setup"]["variants"], section["chosen"]
+    )
+    section["method_line"] = method_line(section)
+    figures = section["figures"]
+    # A grid's question is about its two factors together: its heatmap answers it when drawn.
+    wanted = (GRID_FIGURE, ANSWER_FIGURE) if getattr(ablation, "grid", None) else (ANSWER_FIGURE,)
+    drawn = {f["name"]: f for f in figures}
+    main = next((drawn[n] for n in wanted if n in drawn), figures[0] if figures else None)
+    section["main_figure"] = main
+    section["appendix_figures"] = [f for f in figures if f is not main]
     return section
 
 
-def _rule(ledger: pd.DataFrame | None) -> str:
-    """The verdict rule, with how many of this ledger's verdicts Holm's correction would keep."""
-    return f"{RULE} {holm_sentence(ledger)}".strip()
+def preregistration_status(
+    claims: list[dict[str, Any]], scale_dir: Path | None = None
+) -> dict[str, Any]:
+    """Whether the study's claims match a pre-registration record: ``commit`` is the commit of
+    the record the inputs match (None when there is no record to match) and ``mismatched`` the
+    (claim id, reason) pairs whose inputs differ from it. The record is read by
+    study.preregistration; until it is wired in here, no study is confirmatory."""
+    return {"commit": None, "mismatched": []}
+
+
+def study_status(prereg: dict[str, Any]) -> dict[str, Any]:
+    """The header's word for the study: confirmatory only when a record exists and every claim's
+    inputs match it; otherwise exploratory, naming the claims that differ from the record."""
+    confirmatory = bool(prereg.get("commit")) and not prereg.get("mismatched")
+    return {
+        "confirmatory": confirmatory,
+        "text": f"confirmatory (pre-registered at {str(prereg['commit'])[:12]})"
+        if confirmatory
+        else "exploratory",
+        "mismatched": [{"id": i, "reason": r} for i, r in prereg.get("mismatched") or []],
+    }
+
+
+# Wording of the rule that only a pre-registration record can bear out.
+_BEFORE_THE_DATA = "declared before the data"
+
+
+def _rule(ledger: pd.DataFrame | None, status: dict[str, Any], claims: list[dict]) -> str:
+    """The verdict rule, with how many of this ledger's verdicts Holm's correction would keep.
+    Margins are said to be declared before the data only when the record shows it (a
+    confirmatory study) and no claim was changed after a result was seen."""
+    rule = RULE
+    if not status["confirmatory"] or any(c["changed_after_result"] for c in claims):
+        rule = rule.replace(_BEFORE_THE_DATA, "declared in the claims file")
+    return f"{rule} {holm_sentence(ledger)}".strip()
 
 
 def _elsewhere(ablation: Any) -> dict[str, Any]:
@@ -308,6 +202,34 @@ def _elsewhere(ablation: Any) -> dict[str, Any]:
         "scales": list(ablation.scales or []),
         "reason": ablation.scales_reason,
     }
+
+
+def _number_figures(forest, sections, scaling) -> None:
+    """Figures numbered in reading order: the main text's first, then the appendix's."""
+    main = [forest, *(s["main_figure"] for s in sections), scaling]
+    appendix = [f for s in sections for f in s["appendix_figures"]]
+    for number, fig in enumerate((f for f in [*main, *appendix] if f), start=1):
+        fig["number"] = number
+
+
+def _answer(sections: list[dict[str, Any]], claims: list[dict[str, Any]]) -> None:
+    """Each section's opening answer (and interaction sentence), once the ledger's equivalence
+    verdicts have replaced the tables' better/worse."""
+    mark_equivalences(sections, claims)
+    for section in sections:
+        section["opening"] = opening(section)
+        section["interaction"] = interaction_sentence(claims, section["name"])
+
+
+def _read_runs(scale_dir: Path, ablations: dict[str, Any]) -> pd.DataFrame:
+    """runs.csv of the study's own ablations (a stale table may hold another study's runs)."""
+    runs_path = ScaleDir(scale_dir).table("runs")
+    runs = contracts.read_csv(runs_path, contracts.RUNS, optional=True)
+    if runs is None:
+        raise ReportError(f"the report needs {runs_path}; run the tables")
+    if "ablation" in runs.columns:
+        runs = runs[runs["ablation"].isin(list(ablations))].reset_index(drop=True)
+    return runs
 
 
 def build_context(
@@ -327,38 +249,38 @@ def build_context(
     ``elsewhere``: the ablations that run only at other scales (named among the limitations)."""
     scale_dir = Path(scale_dir)
     git = git or provenance.git_state(Path(repo) if repo else Path.cwd())
-    runs_path = ScaleDir(scale_dir).table("runs")
-    runs = contracts.read_csv(runs_path, contracts.RUNS, optional=True)
-    if runs is None:
-        raise ReportError(f"the report needs {runs_path}; run the tables")
+    runs = _read_runs(scale_dir, ablations)
     sections = [_section(scale_dir, a, runs) for a in ordered(ablations, order)]
     forest = _extra_figure(scale_dir, "figures/claims_forest.png", FOREST_CAPTION)
     scaling = _extra_figure(scale_dir, "figures/second_order/scaling.png", SECOND_ORDER_CAPTION)
-    every = [forest, *(f for s in sections for f in s["figures"]), scaling]
-    for number, fig in enumerate((f for f in every if f), start=1):
-        fig["number"] = number
+    _number_figures(forest, sections, scaling)
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
     claims_table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
-    claims = _claims(claims_table, Path(claims_path) if claims_path else None, figures)
+    claims = claim_rows(claims_table, Path(claims_path) if claims_path else None, figures)
+    _answer(sections, claims)
     ledger = run_ledger(scale_dir, runs)
     shift = read_shift(scale_dir)
+    status = study_status(preregistration_status(claims, scale_dir))
     context = {
         "title": TITLE,
         "scale": scale or scale_dir.name,
+        "status": status,
         "sections": sections,
         "claims": claims,
-        "rule": _rule(claims_table),
+        "rule": _rule(claims_table, status, claims),
         "claim_counts": verdict_counts(claims),
         "forest": forest,
-        "setup": _setup(runs, ablations),
+        "setup": (setup := _setup(runs)),
+        "setting": _setting(setup),
+        "deviations": deviations(),
         "shift_definitions": shift_definitions(shift),
         "prior_shift": prior_shift(
             shift, order=list(getattr(ablations.get("normalization"), "variants", []))
         ),
         "second_order": second_order(scale_dir),
         "second_order_figure": scaling,
-        "provenance": _provenance(scale_dir, runs, ledger, git),
-        "runs": _run_rows(runs),
+        "provenance": study_provenance(scale_dir, runs, ledger, git),
+        "runs": run_rows(runs),
         "ledger": ledger,
         "references": [{"key": k, "text": t} for k, t in REFERENCES],
         "introduction": list(INTRODUCTION),
@@ -366,6 +288,6 @@ def build_context(
         "elsewhere": [_elsewhere(a) for a in elsewhere],
     }
     context["abstract"] = abstract(context)
-    context["discussion"] = discussion(claims)
+    context["discussion"] = disagreements(claims, context["setting"])
     context["limitations"] = limitations(context)
     return context

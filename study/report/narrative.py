@@ -1,7 +1,7 @@
-"""The prose of the paper that is not one ablation's: abstract, introduction, discussion,
-limitations, references and the command that reproduces the report. Every statement about the
-results is generated from the claims ledger and the sections' numbers; the fixed text only says
-what the study asks and why."""
+"""The prose of the paper that is not one ablation's: introduction, limitations, references and the
+command that reproduces the report (the abstract and discussion are study.report.answers'). Every
+statement about the results is generated from the claims ledger and the sections' numbers; the
+fixed text only says what the study asks and why."""
 
 from __future__ import annotations
 
@@ -57,10 +57,13 @@ REFERENCES = (
      "adaptation (AdaBN). arXiv:1603.04779."),
     ("loshchilov2019", "Loshchilov, I. & Hutter, F. (2019). Decoupled weight decay "
      "regularization (AdamW). ICLR."),
+    ("raffel2020", "Raffel, C. et al. (2020). Exploring the limits of transfer learning with a "
+     "unified text-to-text transformer (T5). JMLR 21."),
     ("schneider2019", "Schneider, F., Balles, L. & Hennig, P. (2019). DeepOBS: a deep learning "
      "optimizer benchmark suite. ICLR."),
     ("srivastava2014", "Srivastava, N. et al. (2014). Dropout: a simple way to prevent neural "
      "networks from overfitting. JMLR 15."),
+    ("vaswani2017", "Vaswani, A. et al. (2017). Attention is all you need. NeurIPS."),
     ("vyas2024", "Vyas, N. et al. (2024). SOAP: improving and stabilizing Shampoo using Adam. "
      "arXiv:2409.11321."),
     ("wan2013", "Wan, L. et al. (2013). Regularization of neural networks using DropConnect. "
@@ -85,74 +88,6 @@ def verdict_counts(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {v: i for i, v in enumerate(VERDICTS)}
     ranked = sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
     return [{"verdict": k, "n": n} for k, n in ranked]
-
-
-def _headline(section: dict[str, Any]) -> str | None:
-    """The one effect of an ablation worth an abstract: its largest clear change in test accuracy
-    against the baseline, or that no variant differed clearly from it."""
-    if not section["rows"]:
-        return None
-    clear = [
-        r for r in section["rows"]
-        if not r["is_baseline"] and r["test_acc_verdict"] in ("better", "worse")
-    ]  # fmt: skip
-    title = section["title"].lower()
-    if not clear:
-        return f"in {title}, no variant differed clearly from {section['baseline']}"
-    top = max(clear, key=lambda r: abs(r["test_acc_diff_raw"]))
-    return (
-        f"in {title}, {top['variant']} changed test accuracy by {top['test_acc_diff']} "
-        f"{top['test_acc_diff_ci']} against {section['baseline']}"
-    )
-
-
-def abstract(context: dict[str, Any]) -> str:
-    """One paragraph from the numbers: what was run, how the claims fared, the headline effects."""
-    prov = context["provenance"]
-    n_ablations = len(context["sections"])
-    text = (
-        f"We test the claims of a course on neural-network training with {prov['n_runs']} "
-        f"training runs ({prov['n_tuning_runs']} more for learning-rate tuning) over "
-        f"{n_ablations} ablations at the {context['scale']} scale, each variant with several "
-        "seeds and every effect as a paired difference to its baseline with a 95% confidence "
-        "interval."
-    )
-    counts = context["claim_counts"]
-    if counts:
-        parts = [f"{c['n']} {c['verdict']}" for c in counts]
-        text += f" Of {len(context['claims'])} claims, " + ", ".join(parts) + "."
-    headlines = [h for h in (_headline(s) for s in context["sections"]) if h]
-    if headlines:
-        text += " Headline effects: " + "; ".join(headlines) + "."
-    return text
-
-
-def discussion(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What held and what did not: the claims grouped by verdict, each with its effect."""
-    groups = []
-    words = {
-        "supported": "Held: the data support these claims.",
-        "contradicted": "Did not hold: the data contradict these claims.",
-        "no meaningful effect": "No effect large enough to matter: the interval lies within the "
-        "claim's margin of zero.",
-        "inconclusive": "Undecided at this scale: the interval is too wide to tell.",
-        "not tested": "Not tested: the ablation or variant the claim needs did not run.",
-    }
-    for entry in verdict_counts(claims):
-        verdict = entry["verdict"]
-        members = [c for c in claims if c["verdict"] == verdict]
-        groups.append(
-            {
-                "verdict": verdict,
-                "lead": words.get(verdict, f"{verdict.capitalize()}:"),
-                "claims": [{"claim": c["claim"], "effect": _effect_text(c)} for c in members],
-            }
-        )
-    return groups
-
-
-def _effect_text(claim: dict[str, Any]) -> str:
-    return " ".join(p for p in (claim["effect"], claim["ci"]) if p)
 
 
 def _resolution(section: dict[str, Any]) -> float | None:
@@ -187,14 +122,17 @@ def limitations(context: dict[str, Any]) -> list[str]:
             f"{other['title']} runs only at the {' and '.join(other['scales'])} scale"
             + (f": {other['reason']}" if other["reason"] else ".")
         )
-    for section in context["sections"]:
-        half = _resolution(section)
-        if half is not None:
-            items.append(
-                f"{section['title']}: with {section['seeds']} seeds the typical 95% interval of "
-                f"a difference to {section['baseline']} is ±{fmt(half)} pp, so smaller effects "
-                "on test accuracy cannot be detected."
-            )
+    resolution = [
+        f"{section['title']} ±{fmt(half)} pp "
+        f"({section['seeds_used']['text'] or section['seeds']} seeds)"
+        for section in context["sections"]
+        if (half := _resolution(section)) is not None
+    ]
+    if resolution:
+        items.append(
+            "Smaller effects on test accuracy than the typical half-width of a 95% interval of a "
+            "difference cannot be detected: " + "; ".join(resolution) + "."
+        )
     for claim in context["claims"]:
         if claim.get("detectable"):
             items.append(f"{claim['claim']} The smallest detectable effect: {claim['detectable']}.")

@@ -71,6 +71,16 @@ def write_pdf(html: str, out_pdf: Path, base: Path) -> None:
         weasyprint.HTML(string=html, base_url=str(base)).write_pdf(tmp)
 
 
+def main_text_pages(html: str, base: Path, appendix: str = "appendix") -> tuple[int, int]:
+    """(pages before the appendix, all pages) of report.html as WeasyPrint prints it: the
+    appendix starts on a new page, at the element with id ``appendix``."""
+    import weasyprint
+
+    pages = weasyprint.HTML(string=html, base_url=str(base)).render().pages
+    starts = [i for i, page in enumerate(pages) if appendix in page.anchors]
+    return (starts[0] if starts else len(pages)), len(pages)
+
+
 def _figures(context: dict[str, Any]) -> list[dict[str, Any]]:
     extra = [context.get("forest"), context.get("second_order_figure")]
     return [f for s in context["sections"] for f in s["figures"]] + [f for f in extra if f]

@@ -54,7 +54,8 @@ DYNAMICS = ("best_epoch", "epochs_run", "weight_sparsity", "weight_norm", "gap_l
 
 
 def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
-    """The learning rates the tuning step chose on the validation split (tuned ablations)."""
+    """The values the tuning step chose on the validation split (tuned ablations): the setting
+    each variant tunes (a learning rate, a regularizer's strength) and the value it used."""
     path = ScaleDir(scale_dir).selection(ablation.name, "csv")
     table = contracts.read_csv(path, contracts.SELECTION, optional=True)
     if table is None or not ablation.tune:
@@ -65,14 +66,16 @@ def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
         if str(r.get("all_diverged")) == "True":
             note.append("every rate diverged")
         elif str(r.get("at_edge")) == "True":
-            note.append("best rate on the edge of the grid")
+            note.append("best value on the edge of the grid")
         n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
         if n_div:
             note.append(f"{n_div} rate{'s' if n_div > 1 else ''} diverged")
         rows.append(
             {
                 "variant": str(r["variant"]),
-                "lr": fmt(_num(r.get("lr"))),
+                "key": str(r.get("key", "optim.lr")),
+                # the chosen value itself (a strength is not a learning rate: "lr" is empty then)
+                "lr": f"{_num(r.get('chosen', r.get('lr'))):g}",
                 "value": fmt(_num(r.get("value"))),
                 "metric": str(r.get("metric", "")),
                 "note": "; ".join(note),
@@ -192,6 +195,7 @@ def _ablation_context(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dic
         "best": None,
         "better": [],
         "worse": [],
+        "equivalent": [],
         "noise": [],
     }
     tex = ScaleDir(scale_dir).table(ablation.name, "tex")
@@ -218,6 +222,8 @@ def _findings(ctx: dict[str, Any], rows: list[dict[str, Any]], baseline: str) ->
     ]
     if ranked:
         ctx["best"] = max(ranked, key=lambda r: r["test_acc_mean_raw"])
+    for key in ("better", "worse", "equivalent", "noise", "sentences"):
+        ctx[key] = []
     for row in rows:
         if not row["reference"]:  # only the ablation's declared, one-factor comparisons
             continue
@@ -228,7 +234,9 @@ def _findings(ctx: dict[str, Any], rows: list[dict[str, Any]], baseline: str) ->
             "diff": row["test_acc_diff"],
             "ci": row["test_acc_diff_ci"],
         }
-        {"better": ctx["better"], "worse": ctx["worse"]}.get(verdict, ctx["noise"]).append(entry)
+        kind = "equivalent" if verdict.startswith("equivalent") else verdict
+        found = {"better": ctx["better"], "worse": ctx["worse"], "equivalent": ctx["equivalent"]}
+        found.get(kind, ctx["noise"]).append(entry)
         ctx["sentences"].append(
             {
                 "variant": row["variant"],
@@ -252,3 +260,21 @@ def _planned_seeds(ablation: Any, runs: pd.DataFrame) -> int:
         if len(found):
             plan[key] = int(found.max())
     return planned_seeds(ablation.seeds, plan)
+
+
+def mark_equivalences(sections: list[dict[str, Any]], claims: list[dict[str, Any]]) -> None:
+    """A table cell decided by an equivalence claim reads "equivalent within ±margin", never
+    better or worse (the claim says the two do not differ by more than its margin); the
+    section's findings are regrouped accordingly."""
+    from study.report.answers import equivalence_word
+
+    equivalence = {c["id"]: c for c in claims if c.get("test") == "equivalence"}
+    for section in sections:
+        changed = False
+        for row in section["rows"]:
+            claim = equivalence.get(row.get("test_acc_claim", ""))
+            if claim and claim["verdict"] == "supported":
+                row["test_acc_verdict"] = equivalence_word(claim)
+                changed = True
+        if changed:
+            _findings(section, section["rows"], section["baseline"])
