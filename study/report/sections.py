@@ -251,8 +251,8 @@ def _findings(ctx: dict[str, Any], rows: list[dict[str, Any]], baseline: str) ->
 
 def _planned_seeds(ablation: Any, runs: pd.DataFrame) -> int:
     """Seeds per variant as run: the ablation's own number within the scale's floor and cap
-    (plan.min_seeds, plan.max_seeds), as study.planning.ablation.planned_seeds decides."""
-    from study.planning.ablation import planned_seeds
+    (plan.min_seeds, plan.max_seeds), as study.planning.seeds.planned_seeds decides."""
+    from study.planning.seeds import planned_seeds
 
     plan = {}
     for key in ("min_seeds", "max_seeds"):
