@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from study import contracts, provenance
 from study.analysis.ledger.rule import RULE
@@ -159,13 +160,27 @@ def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, An
 
 
 def preregistration_status(
-    claims: list[dict[str, Any]], scale_dir: Path | None = None
+    repo: Path,
+    claims_path: Path | None,
+    ablations: dict[str, Any],
+    ledger: pd.DataFrame,
+    scale: str,
 ) -> dict[str, Any]:
-    """Whether the study's claims match a pre-registration record: ``commit`` is the commit of
-    the record the inputs match (None when there is no record to match) and ``mismatched`` the
-    (claim id, reason) pairs whose inputs differ from it. The record is read by
-    study.preregistration; until it is wired in here, no study is confirmatory."""
-    return {"commit": None, "mismatched": []}
+    """Whether the study's claims and runs match the pre-registration record
+    (study.preregistration.check): ``commit`` is the record's commit when it was committed before
+    the runs' one commit, ``mismatched`` the (claim id, reason) pairs that differ from it."""
+    from study.preregistration import check, record
+
+    path = repo / record.RECORD
+    if claims_path is None or not ablations:
+        return {"commit": None, "mismatched": [("*", "no claims file or no ablations")]}
+    recorded = (yaml.safe_load(path.read_text()) or {}).get("scale") if path.exists() else None
+    if recorded and recorded != scale:
+        return {"commit": None, "mismatched": [("*", f"the record is of the {recorded} scale")]}
+    commits = {c for c in ledger.get("commit", []) if isinstance(c, str) and c}
+    runs_commit = commits.pop() if len(commits) == 1 else None
+    folder = Path(next(iter(ablations.values())).path).parent
+    return check.status(repo, Path(claims_path), folder, ledger, runs_commit, record.RECORD)
 
 
 def study_status(prereg: dict[str, Any]) -> dict[str, Any]:
@@ -260,7 +275,9 @@ def build_context(
     _answer(sections, claims)
     ledger = run_ledger(scale_dir, runs)
     shift = read_shift(scale_dir)
-    status = study_status(preregistration_status(claims, scale_dir))
+    here = Path(repo) if repo else Path.cwd()
+    prereg = preregistration_status(here, claims_path, ablations, ledger, scale or scale_dir.name)
+    status = study_status(prereg)
     context = {
         "title": TITLE,
         "scale": scale or scale_dir.name,
