@@ -8,6 +8,7 @@ rule tables:
         shift=shift_files(),
         selections=selections(),
         second_order=str(S.second_order),
+        pathologies=str(S.pathologies),
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
     output:
