@@ -129,9 +129,8 @@ def _verdict(result, claim):
 
 
 def test_a_linear_iteration_count_is_supported_and_a_planted_square_root_contradicted(tmp_path):
-    assert _verdict(pathology_exponent(_write(tmp_path, _conditioning_rows(1.0)), CLAIM), CLAIM) == (
-        "supported"
-    )
+    linear = pathology_exponent(_write(tmp_path, _conditioning_rows(1.0)), CLAIM)
+    assert _verdict(linear, CLAIM) == "supported"
     planted = pathology_exponent(_write(tmp_path, _conditioning_rows(0.5)), CLAIM)
     assert planted["estimate"].effect == pytest.approx(-0.5, abs=0.05)
     assert _verdict(planted, CLAIM) == "contradicted"

@@ -38,7 +38,9 @@ def load_claims(path: Path) -> list[dict]:
         seen.add(claim["id"])
         # a ratio judged as a difference is judged on the log scale: its margin is a factor > 1
         log_ratio = claim.get("check") in (
-            "second_order_iterations", "second_order_step_time", "pathology_ratio"
+            "second_order_iterations",
+            "second_order_step_time",
+            "pathology_ratio",
         )
         if log_ratio and claim["margin"] <= 1:
             raise ClaimsError(

@@ -22,6 +22,7 @@ METHODS = THEORY + ADAPTIVE
 GEOMETRIES = ("diagonal", "rotated")
 RATE_GRID = tuple(float(v) for v in np.logspace(-4, 0.5, 19))
 ADAPTIVE_EPS = 1e-12
+LOOKAHEAD = ("nesterov",)  # the gradient is taken at the point momentum leads to
 
 
 def spectrum(kappa: float, dim: int) -> np.ndarray:
@@ -42,13 +43,15 @@ def problem(kappa: float, dim: int, geometry: str, seed: int) -> tuple[np.ndarra
 
 def theory_parameters(method: str, kappa: float, lipschitz: float = 1.0) -> tuple[float, float]:
     """(step, momentum) of the theory-optimal choice for GD and the momentum methods."""
-    mu = lipschitz / kappa
-    root = math.sqrt(kappa)
-    if method == "gd":
-        return 2 / (lipschitz + mu), 0.0
-    if method == "heavy_ball":
-        return 4 / (math.sqrt(lipschitz) + math.sqrt(mu)) ** 2, ((root - 1) / (root + 1)) ** 2
-    return 1 / lipschitz, (root - 1) / (root + 1)
+    mu, root = lipschitz / kappa, math.sqrt(kappa)
+    return {
+        "gd": (2 / (lipschitz + mu), 0.0),
+        "heavy_ball": (
+            4 / (math.sqrt(lipschitz) + math.sqrt(mu)) ** 2,
+            ((root - 1) / (root + 1)) ** 2,
+        ),
+        "nesterov": (1 / lipschitz, (root - 1) / (root + 1)),
+    }[method]
 
 
 def iterate(method: str, a: np.ndarray, w0: np.ndarray, rates: np.ndarray, momentum: float,
@@ -66,7 +69,7 @@ def iterate(method: str, a: np.ndarray, w0: np.ndarray, rates: np.ndarray, momen
     signs = []
     lr = rates[None, :, None]
     for t in range(1, max_iters + 1):
-        if method == "nesterov":
+        if method in LOOKAHEAD:
             look = w + momentum * (w - previous)
             previous, w = w, look - lr * np.einsum("srd,sde->sre", look, a)
         else:
@@ -84,18 +87,29 @@ def iterate(method: str, a: np.ndarray, w0: np.ndarray, rates: np.ndarray, momen
 
 def _adaptive_step(method: str, g, state1, state2, t: int):
     """The update direction of AdaGrad, RMSProp or Adam; states are updated in place."""
-    if method == "adagrad":
-        state2 += g * g
-        return g / (np.sqrt(state2) + ADAPTIVE_EPS)
-    if method == "rmsprop":
-        state2 *= 0.99
-        state2 += 0.01 * g * g
-        return g / (np.sqrt(state2) + ADAPTIVE_EPS)
+    return ADAPTIVE_STEPS[method](g, state1, state2, t)
+
+
+def _adagrad(g, state1, state2, t: int):
+    state2 += g * g
+    return g / (np.sqrt(state2) + ADAPTIVE_EPS)
+
+
+def _rmsprop(g, state1, state2, t: int):
+    state2 *= 0.99
+    state2 += 0.01 * g * g
+    return g / (np.sqrt(state2) + ADAPTIVE_EPS)
+
+
+def _adam(g, state1, state2, t: int):
     state1 *= 0.9
     state1 += 0.1 * g
     state2 *= 0.999
     state2 += 0.001 * g * g
     return (state1 / (1 - 0.9**t)) / (np.sqrt(state2 / (1 - 0.999**t)) + ADAPTIVE_EPS)
+
+
+ADAPTIVE_STEPS = {"adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
 
 
 def cap(kappa: float, eps: float) -> int:
@@ -120,7 +134,9 @@ def _method_rows(method, geometry, kappa, seeds, dim, eps) -> list[dict]:
         rates = np.array([step])
     else:
         momentum, rates = 0.0, np.array(RATE_GRID)
-    a, w0 = (np.stack(v) for v in zip(*(problem(kappa, dim, geometry, s) for s in seeds)))
+    a, w0 = (
+        np.stack(v) for v in zip(*(problem(kappa, dim, geometry, s) for s in seeds), strict=True)
+    )
     hits = iterate(method, a, w0, rates, momentum, eps, limit)[0]
     worst = hits.max(axis=0)  # the same rule for every method: reached on every seed, fewest
     best = int(np.argmin(worst))

@@ -85,5 +85,8 @@ def summary(df: pd.DataFrame) -> dict:
 
 
 def _public(fit: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in fit.items() if k in ("slope", "lo", "hi", "points", "intercept")}  # fmt: skip
+    keys = ("slope", "lo", "hi", "points", "intercept")
+    finite = {k: v for k, v in fit.items() if k in keys}
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in finite.items()
+    }

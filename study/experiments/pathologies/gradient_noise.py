@@ -50,8 +50,12 @@ def measure(grads: np.ndarray, batches, seed: int, draws: int) -> list[dict]:
         cosine = float(
             np.mean(estimates @ full / (np.linalg.norm(estimates, axis=1) * np.linalg.norm(full)))
         )
-        for quantity, value in (("variance", variance), ("exact_variance", exact_variance(grads, b)),
-                                ("cosine", cosine)):  # fmt: skip
+        exact = exact_variance(grads, b)
+        for quantity, value in (
+            ("variance", variance),
+            ("exact_variance", exact),
+            ("cosine", cosine),
+        ):
             rows.append({
                 "experiment": "gradient_noise", "method": "sgd", "geometry": f"n{n}", "x": b,
                 "seed": seed, "quantity": quantity, "value": value, "reached": True,

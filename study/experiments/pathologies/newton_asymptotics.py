@@ -85,11 +85,14 @@ def newton_losses(x, y, max_iters: int = 30) -> list[float]:
     return losses
 
 
+MOMENTUM = {"gd": False, "nesterov": True}  # Nesterov: the strongly convex momentum
+
+
 def first_order_iterations(method: str, x, y, target: float, max_iters: int) -> int:
     """Iterations of GD (1/L) or Nesterov (1/L, (√κ-1)/(√κ+1)) until the loss ≤ target."""
     lipschitz = float(torch.linalg.eigvalsh(x.T @ x)[-1]) / (4 * len(x)) + L2
     root = math.sqrt(lipschitz / L2)
-    beta = (root - 1) / (root + 1) if method == "nesterov" else 0.0
+    beta = (root - 1) / (root + 1) if MOMENTUM[method] else 0.0
     w = previous = torch.zeros(x.shape[1], dtype=torch.float64)
     for t in range(1, max_iters + 1):
         look = w + beta * (w - previous)
