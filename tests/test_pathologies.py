@@ -156,3 +156,67 @@ def test_dead_units_difference_is_contradicted_when_the_high_rate_kills_fewer(tm
 
 def test_a_missing_table_is_not_tested(tmp_path):
     assert pathology_exponent(_Tables(tmp_path), CLAIM)["estimate"] is None
+
+
+# --- the command, its figure and its report section
+
+
+@pytest.fixture
+def tiny_cache(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(2000) % 10
+    images = torch.randint(0, 200, (2000, 1, 28, 28), generator=generator, dtype=torch.uint8)
+    cache = tmp_path / "data.pt"
+    torch.save({"train_x": images, "train_y": labels}, cache)
+    return cache
+
+
+TINY = ["--seeds", "2", "--kappas", "10,100,1000", "--deltas", "1e-2,1e-6", "--batches", "1,4,16",
+        "--noise-n", "200", "--draws", "50", "--depths", "2,4", "--newton-sizes", "64,128,256",
+        "--newton-n", "128", "--newton-target-max", "128", "--repeats", "2"]  # fmt: skip
+
+
+def test_the_command_writes_the_table_fits_figure_and_report_section(tmp_path, tiny_cache):
+    from study.experiments.pathologies.cli import main
+    from study.figures.pathologies import pathologies_figure
+    from study.report.experiments import pathologies
+
+    out = tmp_path / "scale" / "pathologies.csv"
+    main(["--data", str(tiny_cache), "--out", str(out), *TINY])
+    table = pd.read_csv(out)
+    assert list(table.columns) == COLUMNS
+    assert set(table["experiment"]) == {
+        "conditioning", "zigzag", "saddle", "gradient_noise", "vanishing", "dead_relu", "newton"
+    }  # fmt: skip
+    assert sorted(p.name for p in out.parent.iterdir()) == ["pathologies.csv", "pathologies.json"]
+    section = pathologies(out.parent)
+    assert any(e["fit"] == "iterations vs κ, gd/rotated" for e in section["exponents"])
+    png = pathologies_figure(out, tmp_path / "fig.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pathologies(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [(["--seeds", "1"], "at least 2 seeds"), (["--batches", "1,300"], "below --noise-n")],
+)  # fmt: skip
+def test_bad_flags_fail_with_one_line_and_write_nothing(tmp_path, tiny_cache, flags, message):
+    from study.errors import ConfigError
+    from study.experiments.pathologies.cli import main
+
+    out = tmp_path / "out" / "pathologies.csv"
+    with pytest.raises(ConfigError, match=message):
+        main(["--data", str(tiny_cache), "--out", str(out), "--noise-n", "200", *flags])
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_a_flag_that_is_not_a_list_of_numbers_exits_with_argparse_status(
+    tmp_path, tiny_cache, capsys
+):
+    from study.experiments.pathologies.cli import main
+
+    out = tmp_path / "out" / "pathologies.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--data", str(tiny_cache), "--out", str(out), "--kappas", "10,x"])
+    assert exit_.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err
+    assert not out.exists()

@@ -31,7 +31,10 @@ def _numbers(kind):
         try:
             return [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            raise ConfigError(f"{text!r}: give comma-separated numbers, e.g. 1,2,4") from None
+            # argparse turns this into one usage line and exit status 2
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give comma-separated numbers, e.g. 1,2,4"
+            ) from None
 
     return parse
 
