@@ -220,3 +220,24 @@ def test_a_flag_that_is_not_a_list_of_numbers_exits_with_argparse_status(
         main(["--data", str(tiny_cache), "--out", str(out), "--kappas", "10,x"])
     assert exit_.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_every_pathology_claim_cites_the_notes_and_a_ratio_margin_must_exceed_one(tmp_path):
+    from pathlib import Path
+
+    from study.analysis.ledger.claims_file import ClaimsError, load_claims
+
+    claims = [
+        c
+        for c in load_claims(Path("conf/claims.yaml"))
+        if c.get("check", "").startswith("pathology")
+    ]
+    assert len(claims) == 14 and all(c.get("lecture_lines") for c in claims)
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(
+        "claims:\n  - {id: a, claim: x, kind: special, check: pathology_ratio, experiment: saddle,"
+        " quantity: escape_steps, top: gd, bottom: heavy_ball, unit: x, expect: higher,"
+        " margin: 0.5, margin_reason: r}\n"
+    )
+    with pytest.raises(ClaimsError, match="must be above 1"):
+        load_claims(bad)
