@@ -83,6 +83,11 @@ def images(path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def measure(args) -> list[dict]:
     seeds = list(range(args.seeds))
     pixels, labels = images(args.data, max(args.noise_n, 2000))
+    if len(pixels) < max(args.noise_n, 2000):
+        raise ConfigError(
+            f"{args.data}: {len(pixels)} training images; the problems need "
+            f"{max(args.noise_n, 2000)} (2,000 for the dead-unit batches), rebuild the cache"
+        )
     standard = (pixels - pixels.mean(0)) / pixels.std(0).clamp_min(1e-6)
     rows = conditioning.run(args.kappas, seeds, eps=args.eps)
     rows += conditioning.zigzag(100.0, seeds)
