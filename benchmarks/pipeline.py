@@ -20,7 +20,7 @@ from benchmarks.workflow import read_metrics
 
 # Rules whose jobs do study work without a metrics.json of their own: their in-run time is the
 # job's wall time (from the log) less the start-up measured on the training jobs.
-UNTIMED_WORK_RULES = ("shift", "second_order")
+UNTIMED_WORK_RULES = ("shift", "second_order", "pathologies")
 
 # The workflow makes one rule per batch of runs: train, train_1, train_2, ... (rules/common.smk,
 # batch_rules); a rule's kind is its name without that batch number.

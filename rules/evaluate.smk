@@ -68,3 +68,23 @@ rule second_order:
     shell:
         "python -m study.experiments.second_order --data {input} --out {output.table}"
         " --summary {output.summary} {params.sizes} --threads {threads} 2> {log}"
+
+
+# Optimization pathologies on synthetic problems and Newton's asymptotics: seconds of CPU.
+rule pathologies:
+    input:
+        str(S.data_cache("fashion_mnist")),
+    output:
+        table=str(S.pathologies),
+        summary=str(S.pathologies.with_suffix(".json")),
+    params:
+        sizes=SCALE_RUN.pathologies,  # problem sizes: conf/scale/<scale>.yaml
+    log:
+        str(S.log("pathologies")),
+    threads: 1  # its timings are of one thread
+    priority: PRIORITY["second_order"]
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python -m study.experiments.pathologies --data {input} --out {output.table}"
+        " --summary {output.summary} {params.sizes} --threads {threads} 2> {log}"

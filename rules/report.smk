@@ -8,6 +8,7 @@ rule tables:
         shift=shift_files(),
         selections=selections(),
         second_order=str(S.second_order),
+        pathologies=str(S.pathologies),
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
     output:
@@ -70,11 +71,26 @@ rule figure_second_order:
         " f(*sys.argv[1:])' {input.table} {input.summary} {output} 2> {log}"
 
 
+rule figure_pathologies:
+    input:
+        str(S.pathologies),
+    output:
+        str(S.root / "figures" / "pathologies" / "pathologies.png"),
+    log:
+        str(S.log("figure_pathologies")),
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python -c 'import sys; from study.figures.pathologies import pathologies_figure as f;"
+        " f(*sys.argv[1:])' {input} {output} 2> {log}"
+
+
 rule report:
     input:
         tables=rules.tables.output,
         figures=figure_files("png"),
         second_order=rules.figure_second_order.output,
+        pathologies=rules.figure_pathologies.output,
         # The templates live in the repository whatever paper= says the report is written to.
         templates=["paper/templates/report.html.j2", "paper/templates/report.md.j2"],
         ablations=[str(a.path) for a in ABLATIONS.values()],

@@ -85,6 +85,8 @@ REPORT_CLAIMS_COLUMNS = (
     "verdict",
 )
 SECOND_ORDER_COLUMNS = ("method", "iterations", "seconds", "reached")
+# The pathologies experiment (study.experiments.pathologies), one measured value per row.
+PATHOLOGIES_COLUMNS = ("experiment", "method", "geometry", "x", "seed", "quantity", "value")
 
 # Names and words: always text, whatever they look like ("1", "0.5", "nan" stay strings).
 TEXT_COLUMNS = (
@@ -135,6 +137,7 @@ RUN_HISTORY = Contract(
 RUN_SHIFT = Contract("shift.csv", SHIFT_COLUMNS, SHIFT_COLUMNS)
 SELECTION = Contract("selection table", SELECTION_COLUMNS, ("variant", "key", "chosen"))
 SECOND_ORDER = Contract("second_order.csv", SECOND_ORDER_COLUMNS, SECOND_ORDER_COLUMNS)
+PATHOLOGIES = Contract("pathologies.csv", PATHOLOGIES_COLUMNS, PATHOLOGIES_COLUMNS)
 # The tables of a scale (results/<scale>/tables/).
 RUNS = Contract("runs.csv", (*RUN_KEYS, "status"))
 HISTORY = Contract("history.csv", (*RUN_KEYS, *HISTORY_COLUMNS))

@@ -96,6 +96,10 @@ class ScaleDir:
         return self.root / "second_order.csv"
 
     @property
+    def pathologies(self) -> Path:
+        return self.root / "pathologies.csv"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 

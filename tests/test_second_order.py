@@ -1,4 +1,4 @@
-"""Second-order versus first-order scaling (study/experiments/second_order*.py)."""
+"""Second-order versus first-order scaling (study/experiments/second_order/)."""
 
 import csv
 import json
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from study.experiments.second_order import COLUMNS, METHODS, hessian, main, newton
-from study.experiments.second_order_problems import flat_objective, logreg_problem
-from study.experiments.second_order_scaling import (
+from study.experiments.second_order.problems import flat_objective, logreg_problem
+from study.experiments.second_order.scaling import (
     crossover,
     fit_power_law,
     grows_at_least,

@@ -320,3 +320,31 @@ def second_order(scale_dir: Path) -> dict[str, Any] | None:
         "memory_basis": summary.get("memory_basis", ""),
         "families": families,
     }
+
+
+PATHOLOGIES_CAPTION = (
+    "Optimization pathologies on problems built to show them: iterations to a target against the "
+    "condition number on rotated and axis-aligned quadratics (grey: slopes 1 and 0.5), steps to "
+    "escape a strict saddle (dotted: gradient descent's closed form), minibatch gradient variance "
+    "against B with the exact finite-population law, and the first layer's gradient against depth."
+)
+
+
+def pathologies(scale_dir: Path) -> dict[str, Any] | None:
+    """The pathologies experiment's fitted exponents with their intervals (pathologies.json);
+    None when it was not run. Verdicts are the ledger's (the claims block of the pathologies)."""
+    path = ScaleDir(scale_dir).pathologies.with_suffix(".json")
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    named = {f"iterations vs κ, {k}": v for k, v in summary.get("iteration_exponents", {}).items()}
+    for key, label in (("noise_exponent", "minibatch variance vs B"),
+                       ("hessian_exponent", "Newton's Hessian build vs N"),
+                       ("solve_exponent", "Newton's solve vs N")):  # fmt: skip
+        if key in summary:
+            named[label] = summary[key]
+    return {
+        "exponents": [{"fit": k, "exponent": _exponent(v)} for k, v in named.items()],
+        "cpu_seconds": fmt(summary.get("cpu_seconds")),
+        "caption": PATHOLOGIES_CAPTION,
+    }

@@ -35,7 +35,11 @@ def load_claims(path: Path) -> list[dict]:
             raise ClaimsError(f"{path}: claim {claim['id']}: duplicate id; give each claim its own")
         seen.add(claim["id"])
         # a ratio judged as a difference is judged on the log scale: its margin is a factor > 1
-        log_ratio = claim.get("check") in ("second_order_iterations", "second_order_step_time")
+        log_ratio = claim.get("check") in (
+            "second_order_iterations",
+            "second_order_step_time",
+            "pathology_ratio",
+        )
         if log_ratio and claim["margin"] <= 1:
             raise ClaimsError(
                 f"{path}: claim {claim['id']}: margin={claim['margin']} is a ratio (unit x) and "

@@ -62,6 +62,8 @@ KIND_TESTS = {
     "diverges": "threshold",
     "early_stopping_near_minimum": "equivalence",
     "second_order_at_scale": "threshold",
+    "pathology_exponent": "equivalence",
+    "pathology_exponent_gap": "threshold",
 }
 
 

@@ -21,7 +21,11 @@ ALPHA = 0.05
 
 # A claim's unit and the factor from the measured value to it: accuracies and gaps are fractions
 # in runs.csv and read as percentage points; the others are shown as measured.
-UNITS = {"pp": 100.0, "loss": 1.0, "fraction": 1.0, "epochs": 1.0, "x": 1.0, "s": 1.0}
+# "exponent": the slope of a log-log fit (a scaling law), compared with the theory's.
+UNITS = {
+    "pp": 100.0, "loss": 1.0, "fraction": 1.0, "epochs": 1.0, "x": 1.0, "s": 1.0,
+    "exponent": 1.0,
+}  # fmt: skip
 
 # What a claim tests: a directional difference (the default), equivalence within ±margin,
 # non-inferiority (not worse than the margin), or a threshold (the whole interval beyond it).

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from study.analysis.ledger.checks import early_stopping, interaction, reanalysis, second_order
+from study.analysis.ledger.checks import (
+    early_stopping,
+    interaction,
+    pathologies,
+    reanalysis,
+    second_order,
+)
 from study.analysis.ledger.values import ClaimTables
 
 # One module per subject; each lists its checks as name -> (function, the metric it shows).
 # A new module of checks is added here and its names to the `check` enum of the claims schema.
-MODULES = (early_stopping, second_order, reanalysis, interaction)
+MODULES = (early_stopping, second_order, reanalysis, interaction, pathologies)
 
 CHECKS: dict[str, Callable[[ClaimTables, dict], dict]] = {
     name: fn for m in MODULES for name, (fn, _) in m.CHECKS.items()

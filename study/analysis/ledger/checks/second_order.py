@@ -1,4 +1,4 @@
-"""Special checks on the second-order experiment (study/experiments/second_order*.py): Newton
+"""Special checks on the second-order experiment (study/experiments/second_order/): Newton
 against first-order methods in iterations, time per step and extrapolated cost at scale."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import time
 import torch
 from torch.func import jacrev
 
-from study.experiments.second_order_problems import Problem
+from study.experiments.second_order.problems import Problem
 
 __all__ = ["NEWTON_MIN_REPEAT_S", "hessian", "newton", "newton_step", "time_newton"]
 

@@ -41,7 +41,7 @@ seconds of the process by default (``--clock``; see ``CLOCKS``).
 Memory is computed from tensor sizes (PyTorch's CPU allocator is invisible to tracemalloc): the
 bytes the method holds per iteration besides the model's forward and backward, i.e. parameters,
 gradient and optimizer state, plus for Newton the Hessian and its Cholesky factor.
-The scaling fits, crossover and extrapolations are in :mod:`study.experiments.second_order_scaling`.
+The scaling fits, crossover and extrapolations are in :mod:`study.experiments.second_order.scaling`.
 """
 
 from __future__ import annotations
@@ -57,14 +57,14 @@ from dataclasses import dataclass
 import torch
 
 from study.errors import ConfigError
-from study.experiments.second_order_newton import hessian, newton, time_newton
-from study.experiments.second_order_problems import (
+from study.experiments.second_order.damped_newton import hessian, newton, time_newton
+from study.experiments.second_order.problems import (
     Problem,
     load_images,
     logreg_problem,
     mlp_problem,
 )
-from study.experiments.second_order_scaling import order_statistic_interval, summarize
+from study.experiments.second_order.scaling import order_statistic_interval, summarize
 from study.outputs import atomic_path, write_text
 
 __all__ = ["COLUMNS", "METHODS", "SECOND_ORDER", "hessian", "main", "measure", "newton"]

@@ -1,0 +1,3 @@
+from study.experiments.pathologies.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from study.experiments.second_order.comparison import main
+
+main()
