@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (WeasyPrint)")
     args = parser.parse_args(argv)
-    from study.planning.ablation import load_ablations
+    from study.planning.ablation import load_ablations, runs_here
 
     scale = args.scale or Path(args.scale_dir).name
     try:
         every = load_ablations(args.ablations)
         # an ablation restricted to other scales (its `scales`) has no section, only a limitation
-        ablations = {n: a for n, a in every.items() if a.scales is None or scale in a.scales}
+        ablations = {n: a for n, a in every.items() if runs_here(a, scale)}
         elsewhere = [a for n, a in every.items() if n not in ablations]
         # The tree's state apart from the report's own folder: its outputs are tracked files in
         # paper/, which Snakemake deletes before the job and the job then writes.
