@@ -1,13 +1,18 @@
 """The full scale's plan at a tiny size on the CPU (`--config scale=full_tiny`): the paths a GPU
 user's `scale=full` study takes (the ResNet, epoch checkpoints, the training-set-size ablation,
 cutout and stochastic depth on a CNN, tuning, shift scoring, tables, figures and the report)
-run here first, in CI, in a temporary copy of the workflow (never the repository's paper/)."""
+run here first, in CI, in a temporary copy of the workflow (never the repository's paper/), by the
+CPU path of the prepared GPU script (benchmarks/gpu_full_study.sh --no-gpu: its check, its dry
+run of the full study and its tiny run)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pandas as pd
 import pytest
-from workflow_copy import copy_workflow, snakemake, tail
+from workflow_copy import ROOT, copy_workflow
 
 from study.config import compose
 from study.planning.ablation import plan
@@ -41,9 +46,22 @@ def test_full_tiny_runs_the_plan_of_the_full_scale():
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     study = copy_workflow(tmp_path_factory.mktemp("full_tiny"), PATHS)
-    result = snakemake(study, "--cores", "2", "--config", "scale=full_tiny", timeout=900)
-    assert result.returncode == 0, tail(result)
+    (study / "benchmarks").mkdir()
+    shutil.copy(ROOT / "benchmarks/gpu_full_study.sh", study / "benchmarks")
+    argv = ["bash", "benchmarks/gpu_full_study.sh", "--no-gpu", "--cores", "2", "--out", "out"]
+    done = subprocess.run(argv, cwd=study, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return study
+
+
+def test_the_gpu_script_timed_its_cpu_steps_and_brought_back_the_results(study):
+    timings = pd.read_csv(study / "out/timings.tsv", sep="\t")
+    assert list(timings["step"]) == ["check", "dry-run", "tiny"]
+    assert (timings["status"] == 0).all() and (timings["seconds"] > 0).all()
+    planned = (study / "out/dry-run.log").read_text()
+    assert "data_size" in planned and "scale=full" in planned
+    assert (study / "out/full_tiny/tables/runs.csv").is_file()
+    assert not list((study / "out").rglob("*.pt"))  # models stay behind
 
 
 def test_every_full_scale_path_ran_on_the_cpu(study):

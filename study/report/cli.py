@@ -10,6 +10,7 @@ from study import provenance
 from study.paths import TEMPLATES
 from study.report.context import COURSE_ORDER, ReportError, build_context
 from study.report.ledger import write_claims_ledger
+from study.report.regimes import add_regimes
 from study.report.render import write_report
 
 
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             git=git,
             elsewhere=elsewhere,
         )
+        add_regimes(context, here)  # the other regime's committed verdicts (report/regimes.py)
         write_report(context, args.out, args.templates, pdf=not args.no_pdf)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -44,7 +44,6 @@ from study.report.narrative import (
     reproduce_command,
     verdict_counts,
 )
-from study.report.regimes import add_regimes
 from study.report.sections import _ablation_context, _display_width, _planned_seeds
 
 TITLE = "How neural networks are trained: a reproducible benchmark of training techniques"
@@ -398,5 +397,4 @@ def build_context(
     context["abstract"] = abstract(context)
     context["discussion"] = discussion(claims)
     context["limitations"] = limitations(context)
-    add_regimes(context, repo)  # the other regime's committed verdicts (study/report/regimes.py)
     return context
