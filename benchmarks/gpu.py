@@ -1,16 +1,17 @@
-"""Several runs sharing one GPU against the CPU, and the projected time of the full study.
+"""The training step of the study's runs, one run and several sharing one GPU, against the CPU,
+and the projected time of the full study.
 
-``python -m benchmarks.gpu [--slots 1,2,4,8] [--seconds 15] [--scale full]``
+``python -m benchmarks.gpu [--slots 1,2,4,8,16] [--seconds 15] [--scale full] [--compile]``
 
-A small model leaves most of a GPU idle, so the study can place several runs on one device (GPU
-slots: with ``--resources gpu=<devices × slots>`` Snakemake starts that many runs whose device
-is cuda at once). For each slot count this starts that many processes, each training the
-scale's model on data resident on the device (no host copy, no host sync inside the step: the
-loss stays on the device, as in study.training.loop's GPU path), and measures the images per
-second of all of them together. The same step on one CPU core, times the machine's cores, is the
-CPU's figure. The projection: the study's training images (every run and tuning run, epochs ×
-steps × batch) over the best rate. Evaluation and start-up are left out (both are small next to
-training: evaluation 0.1 of a run, start-up paid once per batch of runs).
+Each figure times whole training epochs of a real run as the study trains it
+(benchmarks.gpu_step: study.training.run.build and study.training.loop.train_epoch), so it
+measures the levers the training code applies on that device and no others. On the CPU: one run
+on one core (the plain fp32 step), times the machine's cores. On a CUDA device, for each slot
+count, that many processes train at once (GPU slots: ``--resources gpu=<slots>`` lets Snakemake
+start that many runs whose device is cuda), each printed as images/s per run and for the whole
+device, and as TFLOP/s against the GPU's dense bf16 peak (989 for an H200). The projection: the
+study's training images (every run and tuning run, epochs × steps × batch) over the best rate;
+evaluation and start-up are left out (about 0.1 of a run, and once per batch of runs).
 
 Without a CUDA device it says so in one line and measures the CPU only (so it runs, and is tested,
 anywhere); under 10 minutes on a GPU machine with the defaults.
@@ -19,82 +20,17 @@ anywhere); under 10 minutes on a GPU machine with the defaults.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import time
+
+from benchmarks.gpu_step import (
+    H200_BF16_PEAK_TFLOPS,
+    device_line,
+    epoch_rate,
+    flops_per_image,
+    shared_rates,
+)
 
 NO_CUDA = "no CUDA device: measuring the CPU only; GPU slots are not measured"
-
-
-def step_rate(overrides: list[str], device_name: str, seconds: float, threads: int = 1) -> float:
-    """Images per second of the scale's training step on ``device_name`` for ``seconds``."""
-    import torch
-    import torch.nn.functional as F
-
-    from study.components.models import build_model
-    from study.components.optimizers import build_optimizer
-    from study.config import compose
-    from study.training.evaluation import autocast
-
-    torch.set_num_threads(threads)
-    cfg = compose(overrides)
-    device = torch.device(device_name)
-    torch.manual_seed(0)
-    model = build_model(cfg.model, (1, 28, 28), 10).to(device)
-    optimizer = build_optimizer(cfg.optim, model)
-    batch = int(cfg.train.batch_size)
-    # Resident data: a few batches generated on the device, reused in turn.
-    xs = torch.randn(8, batch, 1, 28, 28, device=device)
-    ys = torch.randint(0, 10, (8, batch), device=device)
-    losses = torch.zeros((), device=device)
-
-    def step(i: int) -> None:
-        nonlocal losses
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, cfg.train.precision):
-            logits = model(xs[i % 8])
-        loss = F.cross_entropy(logits.float(), ys[i % 8])
-        loss.backward()
-        optimizer.step()
-        losses = losses + loss.detach()  # stays on the device: no sync
-
-    model.train()
-    for i in range(3):  # warm-up: allocator, kernels
-        step(i)
-    sync(device)
-    t0, steps = time.perf_counter(), 0
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(10):
-            step(steps)
-            steps += 1
-        sync(device)
-    return steps * batch / (time.perf_counter() - t0)
-
-
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _worker(overrides, device_name, seconds, queue) -> None:
-    queue.put(step_rate(overrides, device_name, seconds))
-
-
-def shared_rate(overrides: list[str], slots: int, seconds: float) -> float:
-    """Images per second of ``slots`` processes training at once on the one GPU."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(overrides, "cuda", seconds, queue)) for _ in range(slots)
-    ]
-    for p in procs:
-        p.start()
-    rates = [queue.get(timeout=seconds * 10 + 300) for _ in procs]
-    for p in procs:
-        p.join()
-    return sum(rates)
 
 
 def study_images(scale: str) -> tuple[int, int]:
@@ -117,10 +53,17 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.gpu", description=__doc__.split("\n\n")[0]
     )
-    p.add_argument("--slots", default="1,2,4,8", help="runs sharing the GPU, e.g. 1,2,4,8")
+    p.add_argument("--slots", default="1,4,16", help="runs sharing the GPU, e.g. 1,2,4,8,16")
     p.add_argument("--seconds", type=float, default=15.0, help="timed seconds per measurement")
     p.add_argument("--scale", default="full", help="the study scale projected (default full)")
     p.add_argument("--cpu-seconds", type=float, help="timed seconds on the CPU (default --seconds)")
+    p.add_argument(
+        "--cpu-n-train", type=int, default=1024,
+        help="training images of the CPU's run (an epoch of the full scale's 55,000 takes "
+        "minutes on one core)",
+    )  # fmt: skip
+    p.add_argument("--compile", action="store_true", help="also time torch.compile on the GPU")
+    p.add_argument("--peak-tflops", type=float, default=H200_BF16_PEAK_TFLOPS)
     return p.parse_args(argv)
 
 
@@ -128,17 +71,26 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     args = parse_args(argv)
-    overrides = [f"scale={args.scale}", "device=cpu"]
+    scale = [f"scale={args.scale}"]
+    flops = flops_per_image(scale)
+    print(
+        f"model_flops_per_image {flops / 1e9:.3f} GFLOP (forward and backward, scale={args.scale})"
+    )
     cores = os.cpu_count() or 1
-    cpu_one = step_rate(overrides, "cpu", args.cpu_seconds or args.seconds)
+    cpu_scale = [*scale, f"data.n_train={args.cpu_n_train}"]
+    cpu_one = epoch_rate(cpu_scale, "cpu", args.cpu_seconds or args.seconds)
     rates = {"cpu": cpu_one * cores}
-    print(f"cpu_images_per_s {cpu_one:.1f} one core; x {cores} cores = {rates['cpu']:.1f}")
+    print(
+        f"cpu_images_per_s {cpu_one:.1f} one run on one core; x {cores} cores = {rates['cpu']:.1f}"
+    )
     if torch.cuda.is_available():
         print(f"device: {torch.cuda.get_device_name(0)}")
-        for slots in (int(s) for s in args.slots.split(",") if s.strip()):
-            rate = shared_rate(overrides[:1] + ["device=cuda"], slots, args.seconds)
-            rates[f"gpu_slots_{slots}"] = rate
-            print(f"gpu_slots_{slots}_images_per_s {rate:.1f} ({rate / rates['cpu']:.1f}x the CPU)")
+        for compiled in (False, True) if args.compile else (False,):
+            for slots in (int(s) for s in args.slots.split(",") if s.strip()):
+                label = f"gpu_slots_{slots}" + ("_compiled" if compiled else "")
+                per_run = shared_rates(scale, slots, args.seconds, compiled)
+                rates[label] = sum(per_run)
+                print(device_line(label, per_run, flops, args.peak_tflops))
     else:
         print(NO_CUDA)
     images, runs = study_images(args.scale)

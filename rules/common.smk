@@ -15,6 +15,7 @@ from study.figure_catalog import check_figure_names
 from study.figure_catalog import figure_names as ablation_figures
 from study.paths import ScaleDir, report_dir
 from study.planning.ablation import AblationError, plan
+from study.planning.job_batches import batches, slots_of
 from study.schemas import config_error
 
 try:  # also fills in the schema's defaults (scale, train_threads)
@@ -185,13 +186,23 @@ def upstream(job):
     return (job.ablation, tuple(selection_input(job)), job.dataset, job.device)
 
 
-def batched(jobs, size):
-    """The jobs in plan order, cut into batches of ``size`` runs with the same upstream inputs:
-    a batch spans the variants (and seeds, or tuning levels) of one ablation."""
-    groups = {}
-    for job in jobs:
-        groups.setdefault(upstream(job), []).append(job)
-    return [runs[i : i + size] for runs in groups.values() for i in range(0, len(runs), size)]
+def given_slots():
+    """Runs that can train at once, from --cores (a cluster executor gives --jobs instead) over
+    train_threads, and for runs on a GPU --resources gpu=N too."""
+    given = workflow.resource_settings
+    gpu = given.resources.get("gpu")
+    gpu = getattr(gpu, "value", gpu)  # a parsed Resource or the plain number
+    return slots_of(given.cores or given.nodes, TRAIN_THREADS, int(gpu) if gpu else None)
+
+
+SLOTS = given_slots()
+
+
+def batched(jobs, most):
+    """The jobs in plan order, cut into batches of runs with the same upstream inputs (a batch
+    spans the variants, and seeds or tuning levels, of one ablation): as many batches per group
+    as runs can train at once, of at most ``most`` runs (study/planning/job_batches.py)."""
+    return batches(jobs, upstream, lambda job: SLOTS(job.device), most)
 
 
 TRAIN_BATCHES = batched(PLAN.runs, RUNS_PER_JOB)

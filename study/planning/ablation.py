@@ -313,7 +313,11 @@ def check_comparisons(ablation: Ablation, configs: dict[str, object]) -> None:
 
 
 def runs_here(ablation: Ablation, scale: str) -> bool:
-    return ablation.scales is None or scale in ablation.scales
+    """Whether the ablation runs at ``scale``: its ``scales`` name it, or the scale whose plan
+    this one runs (``run.plan_as``: full_tiny runs full's ablations at a tiny size)."""
+    if ablation.scales is None or scale in ablation.scales:
+        return True
+    return compose([f"scale={scale}"]).run.plan_as in ablation.scales
 
 
 def tuned_source(

@@ -10,6 +10,7 @@ from study import provenance
 from study.paths import TEMPLATES
 from study.report.context import COURSE_ORDER, ReportError, build_context
 from study.report.ledger import write_claims_ledger
+from study.report.regimes import add_regimes
 from study.report.render import write_report
 
 
@@ -30,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-pdf", action="store_true", help="skip report.pdf (WeasyPrint)")
     args = parser.parse_args(argv)
-    from study.planning.ablation import load_ablations
+    from study.planning.ablation import load_ablations, runs_here
 
     scale = args.scale or Path(args.scale_dir).name
     try:
         every = load_ablations(args.ablations)
         # an ablation restricted to other scales (its `scales`) has no section, only a limitation
-        ablations = {n: a for n, a in every.items() if a.scales is None or scale in a.scales}
+        ablations = {n: a for n, a in every.items() if runs_here(a, scale)}
         elsewhere = [a for n, a in every.items() if n not in ablations]
         # The tree's state apart from the report's own folder: its outputs are tracked files in
         # paper/, which Snakemake deletes before the job and the job then writes.
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             git=git,
             elsewhere=elsewhere,
         )
+        add_regimes(context, here)  # the other regime's committed verdicts (report/regimes.py)
         write_report(context, args.out, args.templates, pdf=not args.no_pdf)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
