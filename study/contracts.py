@@ -65,6 +65,13 @@ CLAIMS_COLUMNS = (
     "figure",
     "margin_reason",
     "detail",
+    # why an undecided verdict is undecided (a failed guard, the correction, a wide interval)
+    "verdict_reason",
+    # the other claims with the same test: one p-value, counted once in the correction
+    "shares_test_with",
+    # a number beyond what was run (a fitted law carried to a larger size), and what its points are
+    "extrapolated",
+    "basis",
 )
 # The ledger committed next to the report (paper/claims.csv at the default scale): one row per
 # claim, effects in the claim's unit.
@@ -103,6 +110,9 @@ TEXT_COLUMNS = (
     "direction",
     "test",
     "margin_reason",
+    "verdict_reason",
+    "shares_test_with",
+    "basis",
 )
 
 
