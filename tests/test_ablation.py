@@ -219,7 +219,8 @@ variants:
   dropout: [model.dropout=0.5]
   dropout_small: [model.dropout=0.5, train.batch_size=8, train.epochs=3]
   renorm_small: [model.norm=batchrenorm, train.batch_size=8, train.epochs=3]
-  bn_small: [model.norm=batchnorm, train.batch_size=8, train.epochs=3]
+  bn_small: [model.norm=batchnorm, model.batchnorm.momentum=0.01, train.batch_size=8,
+             train.epochs=3]
 """
 
 
@@ -250,6 +251,48 @@ def test_pairs_that_differ_in_one_technique_plan_and_are_what_tables_compare(tmp
     assert len(plan(folder, "default").runs) == 5 * 3  # 5 variants at the default floor of 3
     ablation = load_ablation(folder / "tiny.yaml")
     assert comparisons(ablation) == [("none", "dropout"), ("bn_small", "renorm_small")]
+
+
+def test_a_setting_inside_two_norms_is_compared_as_their_layers_use_it(tmp_path):
+    # BatchNorm's moving averages at torch's 0.1, Batch Renorm's at its own 0.01: both infer with
+    # them, so the pair differs in the norm and in the momentum; only the norm is a key that
+    # differs, the momentum is a default inside each layer
+    hidden = TWO_FACTORS.replace("model.batchnorm.momentum=0.01, ", "")
+    text = hidden + "compare: [[none, dropout], [bn_small, renorm_small]]\n"
+    with pytest.raises(
+        AblationError,
+        match=r"bn_small vs renorm_small differs in more than one factor "
+        r"\(model.norm\[momentum\], normalization\)",
+    ):
+        plan(write(tmp_path, text), "default")
+    # declared as a factor, the pair measures the two together
+    declared = hidden + (
+        "compare:\n  - [none, dropout]\n  - variants: [bn_small, renorm_small]\n"
+        "    factor: [model.norm, 'model.norm[momentum]']\n"
+    )
+    assert plan(write(tmp_path, declared), "default").runs
+    # a setting only one norm uses (Batch Renorm's r_max) is its own, never compared
+    own = TWO_FACTORS.replace(
+        "model.norm=batchrenorm,", "model.norm=batchrenorm, model.renorm.r_max=2,"
+    )
+    assert plan(write(tmp_path, own + "compare: [[bn_small, renorm_small]]\n"), "default").runs
+
+
+def test_the_studys_normalization_pairs_use_one_momentum(root):
+    from study.components.norms import effective_settings
+    from study.config import compose
+
+    ablation = load_ablation(root / "conf/ablation/normalization.yaml")
+    for ref, variant in comparisons(ablation):
+        settings = [
+            effective_settings(
+                compose(["scale=default", *ablation.common, *ablation.variants[v]]).model
+            )
+            for v in (ref, variant)
+        ]
+        shared = set(settings[0]) & set(settings[1])
+        assert {k: settings[0][k] for k in shared} == {k: settings[1][k] for k in shared}
+        assert settings[0].get("momentum", 0.01) == 0.01
 
 
 def test_a_declared_factor_allows_a_recipe_and_nothing_outside_it(tmp_path):

@@ -17,9 +17,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from study.components.norms import effective_settings
 from study.config import ConfigError, compose, validate
 from study.paths import run_folder
-from study.planning.comparisons import confound, differing_keys, flat
+from study.planning.comparisons import (
+    confound,
+    differing_keys,
+    flat,
+    shared_setting_differences,
+)
 from study.planning.search import TuningRun, parse_tune, spread, tuning_runs
 from study.planning.yaml_file import YamlFileError, read_yaml
 from study.schemas import DocumentError, validate_document
@@ -300,8 +306,10 @@ def _composed(ablation: Ablation, scale: str) -> dict[str, tuple[list[str], obje
 def check_comparisons(ablation: Ablation, configs: dict[str, object]) -> None:
     """Refuse a comparison whose composed configs differ in more than its one factor."""
     flats = {v: flat(cfg) for v, cfg in configs.items()}
+    norms = {v: effective_settings(cfg.model) for v, cfg in configs.items()}
     for c in ablation.compare:
         keys = differing_keys(flats[c.reference], flats[c.variant])
+        keys += shared_setting_differences(norms[c.reference], norms[c.variant])
         why = confound(keys, c.factor)
         if why:
             raise _fail(
