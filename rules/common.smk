@@ -208,8 +208,12 @@ def batch_rules(kind, batches):
 
 def batch_log(kind, batch):
     """The job's log, named after its runs: <ablation>/<variant>_seed<k>+<variant>_seed<k>...
-    (tuning runs: <variant>_<level>_seed<k>)."""
-    runs = "+".join("_".join(PurePosixPath(job.folder).parts[2:]) for job in batch)
+    (tuning runs: <variant>_<level>_seed<k>). A name past a file system's 255 bytes keeps its
+    first and last run and the count between: a batch is a slice of the plan, so its ends name it."""
+    names = ["_".join(PurePosixPath(job.folder).parts[2:]) for job in batch]
+    runs = "+".join(names)
+    if len(runs) > 200:
+        runs = f"{names[0]}+{len(names) - 2}_more+{names[-1]}"
     return str(S.log(f"{kind}/{batch[0].ablation}/{runs}"))
 
 

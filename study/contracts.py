@@ -42,8 +42,8 @@ SHIFT_COLUMNS = ("shift", "severity", "adapted", "slice", "accuracy", "loss")
 RUN_KEYS = ("ablation", "variant", "seed")
 TUNING_KEYS = ("ablation", "variant", "level", "seed")
 SELECTION_COLUMNS = (
-    "variant", "key", "chosen", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged",
-    "n_seeds", "last_epochs",
+    "variant", "key", "grid", "chosen", "lr", "metric", "value", "at_edge", "edge",
+    "all_diverged", "n_diverged", "n_seeds", "last_epochs",
 )  # fmt: skip
 CLAIMS_COLUMNS = (
     "id",
@@ -113,6 +113,8 @@ TEXT_COLUMNS = (
     "verdict_reason",
     "shares_test_with",
     "basis",
+    "grid",
+    "edge",
 )
 
 
