@@ -570,7 +570,7 @@ KEYS = "unit: fraction, margin: 0.5, margin_reason: r"
         (f"claims:\n  - {{id: A, claim: x, kind: diverges, {KEYS}}}",
          r"claim #1: id='A' must match \[a-z0-9_.-\]\+"),
         (f"claims:\n  - {{id: a, claim: x, kind: guess, {KEYS}}}",
-         "kind='guess' must be one of compare, near_best, diverges, special"),
+         "kind='guess' must be one of compare, near_best, diverges, interaction, special"),
         (f"claims:\n  - {{id: a, claim: x, kind: diverges, colour: red, {KEYS}}}",
          "unknown key 'colour'"),
         (f"claims:\n  - {{id: a, claim: x, kind: diverges, {KEYS}}}\n"

@@ -21,6 +21,7 @@ import pandas as pd
 from study import contracts
 from study.analysis.ledger.checks import CHECK_METRICS, CHECKS
 from study.analysis.ledger.claims_file import ClaimsError, load_claims
+from study.analysis.ledger.interaction import interaction
 from study.analysis.ledger.kinds import compare, diverges, near_best
 from study.analysis.ledger.rule import ALPHA, RULE, adjust, detectable, judge
 from study.analysis.ledger.values import ClaimTables, _metric_label, read_tables, tables_from_frames
@@ -41,13 +42,20 @@ __all__ = [
 
 COLUMNS = list(contracts.CLAIMS_COLUMNS)
 VERDICTS = (*CLAIM_VERDICTS, "not tested")
-KIND_FUNCTIONS = {"compare": compare, "near_best": near_best, "diverges": diverges}
+KIND_FUNCTIONS = {
+    "compare": compare,
+    "near_best": near_best,
+    "diverges": diverges,
+    "interaction": interaction,
+}
 SPECIAL = CHECKS  # the special checks by name, as the claims schema lists them
 
 
 def _metric_of(c: dict) -> str:
     if c["kind"] == "diverges":
         return "fraction diverged"
+    if c["kind"] == "interaction":
+        return f"difference of two levels' effects on {_metric_label(c)}"
     if c["kind"] == "special":
         if c["check"] == "second_order_at_scale":
             at, budget = fmt(c["at"]), fmt(c["budget"])
@@ -133,6 +141,7 @@ def verdict_reason(verdict: str, est, p_adjusted: float, guard_reason: str) -> s
 TEST_KEYS = (
     "kind", "check", "ablation", "reference", "variant", "variants", "metric", "source",
     "at_epoch", "reach", "where", "where_not", "test", "combine", "among", "quantity", "at",
+    "effects", "lr_above",
 )  # fmt: skip
 
 
