@@ -295,6 +295,36 @@ def test_the_studys_normalization_pairs_use_one_momentum(root):
         assert settings[0].get("momentum", 0.01) == 0.01
 
 
+SCALED = """
+title: Batch size
+question: Does scaling the rate with the batch keep the result?
+baseline: small
+seeds: 1
+common: [optim=sgd]
+variants:
+  small: [train.batch_size=128, optim.lr=0.1]
+  large: [train.batch_size=512, optim.lr=0.1]
+  large_scaled: [train.batch_size=512, optim.lr=0.4]
+"""
+
+
+def test_a_variant_may_have_two_references_each_one_factor(tmp_path):
+    # large_scaled against large: the rate alone; against small: the batch size and the rate,
+    # declared as the linear scaling rule's one factor
+    text = SCALED + (
+        "compare:\n  - [large, large_scaled]\n"
+        "  - {variants: [small, large, large_scaled], factor: [train.batch_size, optim.lr]}\n"
+    )
+    folder = write(tmp_path, text)
+    assert plan(folder, "default").runs
+    pairs = comparisons(load_ablation(folder / "tiny.yaml"))
+    assert pairs == [("large", "large_scaled"), ("small", "large"), ("small", "large_scaled")]
+    # each pair is checked on its own: undeclared, small vs large_scaled is two factors
+    two = SCALED + "compare: [[large, large_scaled], [small, large, large_scaled]]\n"
+    with pytest.raises(AblationError, match="small vs large_scaled differs in more than one"):
+        plan(write(tmp_path, two), "default")
+
+
 def test_a_declared_factor_allows_a_recipe_and_nothing_outside_it(tmp_path):
     recipe = "compare:\n  - variants: [none, dropout_small]\n    factor: [model.dropout, train]\n"
     assert plan(write(tmp_path, TWO_FACTORS + recipe), "default").runs
@@ -365,10 +395,9 @@ BAD = {
     ),
     "unknown norm": (GOOD.replace("model.dropout=0.5", "model.norm=batchnrom"), "model.norm"),
     "compare naming no variant": (GOOD + "compare: [[none, drop]]\n", "compare names 'drop'"),
-    "variant with two references": (
-        GOOD
-        + "  dropout_2: [model.dropout=0.2]\ncompare: [[none, dropout_2], [dropout, dropout_2]]\n",
-        "give each variant one reference",
+    "the same pair twice": (
+        GOOD + "compare: [[none, dropout], [none, dropout]]\n",
+        "compare measures 'dropout' against 'none' twice; list each pair once",
     ),
     "unknown scale": (GOOD + "scales: [laptop]\n", "scales"),
     "tune of a variant that does not exist": (
