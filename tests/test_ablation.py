@@ -278,6 +278,15 @@ def test_a_setting_inside_two_norms_is_compared_as_their_layers_use_it(tmp_path)
     assert plan(write(tmp_path, own + "compare: [[bn_small, renorm_small]]\n"), "default").runs
 
 
+def test_the_studys_normalization_pairs_as_they_were_are_refused(root, tmp_path):
+    text = (root / "conf/ablation/normalization.yaml").read_text()
+    before = text.replace(", model.batchnorm.momentum=0.01]", "]")  # torch's 0.1 for BatchNorm
+    assert before != text
+    with pytest.raises(AblationError, match=r"batchnorm vs batchrenorm differs in more than one "
+                       r"factor \(model.norm\[momentum\], normalization\)"):  # fmt: skip
+        plan(write(tmp_path, before, "normalization.yaml"), "default")
+
+
 def test_the_studys_normalization_pairs_use_one_momentum(root):
     from study.components.norms import effective_settings
     from study.config import compose
