@@ -42,8 +42,8 @@ SHIFT_COLUMNS = ("shift", "severity", "adapted", "slice", "accuracy", "loss")
 RUN_KEYS = ("ablation", "variant", "seed")
 TUNING_KEYS = ("ablation", "variant", "level", "seed")
 SELECTION_COLUMNS = (
-    "variant", "key", "chosen", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged",
-    "n_seeds", "last_epochs",
+    "variant", "key", "grid", "chosen", "lr", "metric", "value", "at_edge", "edge",
+    "all_diverged", "n_diverged", "n_seeds", "last_epochs",
 )  # fmt: skip
 CLAIMS_COLUMNS = (
     "id",
@@ -65,6 +65,13 @@ CLAIMS_COLUMNS = (
     "figure",
     "margin_reason",
     "detail",
+    # why an undecided verdict is undecided (a failed guard, the correction, a wide interval)
+    "verdict_reason",
+    # the other claims with the same test: one p-value, counted once in the correction
+    "shares_test_with",
+    # a number beyond what was run (a fitted law carried to a larger size), and what its points are
+    "extrapolated",
+    "basis",
 )
 # The ledger committed next to the report (paper/claims.csv at the default scale): one row per
 # claim, effects in the claim's unit.
@@ -106,6 +113,11 @@ TEXT_COLUMNS = (
     "test",
     "margin_reason",
     "fingerprint",
+    "verdict_reason",
+    "shares_test_with",
+    "basis",
+    "grid",
+    "edge",
 )
 
 

@@ -131,7 +131,7 @@ def test_every_regularizer_is_tuned_like_the_learning_rates(root):
     searched = {(t.variant, t.key) for t in p.tuning if t.ablation == "regularization"}
     assert ("dropout", "model.dropout") in searched and ("l2", "regularization.l2") in searched
     points = [t.value for t in p.tuning if (t.ablation, t.variant) == ("regularization", "cutout")]
-    assert points == [6, 10, 14]  # integer sizes stay integers
+    assert points == [2, 4, 6, 10, 14, 20]  # integer sizes stay integers
     untuned = {r.variant for r in p.runs if r.ablation == "regularization" and not r.tuned}
     assert untuned == {"none", "constant_lr", "early_stopping", "in_practice"}
 
@@ -227,7 +227,8 @@ variants:
   dropout: [model.dropout=0.5]
   dropout_small: [model.dropout=0.5, train.batch_size=8, train.epochs=3]
   renorm_small: [model.norm=batchrenorm, train.batch_size=8, train.epochs=3]
-  bn_small: [model.norm=batchnorm, train.batch_size=8, train.epochs=3]
+  bn_small: [model.norm=batchnorm, model.batchnorm.momentum=0.01, train.batch_size=8,
+             train.epochs=3]
 """
 
 
@@ -258,6 +259,87 @@ def test_pairs_that_differ_in_one_technique_plan_and_are_what_tables_compare(tmp
     assert len(plan(folder, "default").runs) == 5 * 3  # 5 variants at the default floor of 3
     ablation = load_ablation(folder / "tiny.yaml")
     assert comparisons(ablation) == [("none", "dropout"), ("bn_small", "renorm_small")]
+
+
+def test_a_setting_inside_two_norms_is_compared_as_their_layers_use_it(tmp_path):
+    # BatchNorm's moving averages at torch's 0.1, Batch Renorm's at its own 0.01: both infer with
+    # them, so the pair differs in the norm and in the momentum; only the norm is a key that
+    # differs, the momentum is a default inside each layer
+    hidden = TWO_FACTORS.replace("model.batchnorm.momentum=0.01, ", "")
+    text = hidden + "compare: [[none, dropout], [bn_small, renorm_small]]\n"
+    with pytest.raises(
+        AblationError,
+        match=r"bn_small vs renorm_small differs in more than one factor "
+        r"\(model.norm\[momentum\], normalization\)",
+    ):
+        plan(write(tmp_path, text), "default")
+    # declared as a factor, the pair measures the two together
+    declared = hidden + (
+        "compare:\n  - [none, dropout]\n  - variants: [bn_small, renorm_small]\n"
+        "    factor: [model.norm, 'model.norm[momentum]']\n"
+    )
+    assert plan(write(tmp_path, declared), "default").runs
+    # a setting only one norm uses (Batch Renorm's r_max) is its own, never compared
+    own = TWO_FACTORS.replace(
+        "model.norm=batchrenorm,", "model.norm=batchrenorm, model.renorm.r_max=2,"
+    )
+    assert plan(write(tmp_path, own + "compare: [[bn_small, renorm_small]]\n"), "default").runs
+
+
+def test_the_studys_normalization_pairs_as_they_were_are_refused(root, tmp_path):
+    text = (root / "conf/ablation/normalization.yaml").read_text()
+    before = text.replace(", model.batchnorm.momentum=0.01]", "]")  # torch's 0.1 for BatchNorm
+    assert before != text
+    with pytest.raises(AblationError, match=r"batchnorm vs batchrenorm differs in more than one "
+                       r"factor \(model.norm\[momentum\], normalization\)"):  # fmt: skip
+        plan(write(tmp_path, before, "normalization.yaml"), "default")
+
+
+def test_the_studys_normalization_pairs_use_one_momentum(root):
+    from study.components.norms import effective_settings
+    from study.config import compose
+
+    ablation = load_ablation(root / "conf/ablation/normalization.yaml")
+    for ref, variant in comparisons(ablation):
+        settings = [
+            effective_settings(
+                compose(["scale=default", *ablation.common, *ablation.variants[v]]).model
+            )
+            for v in (ref, variant)
+        ]
+        shared = set(settings[0]) & set(settings[1])
+        assert {k: settings[0][k] for k in shared} == {k: settings[1][k] for k in shared}
+        assert settings[0].get("momentum", 0.01) == 0.01
+
+
+SCALED = """
+title: Batch size
+question: Does scaling the rate with the batch keep the result?
+baseline: small
+seeds: 1
+common: [optim=sgd]
+variants:
+  small: [train.batch_size=128, optim.lr=0.1]
+  large: [train.batch_size=512, optim.lr=0.1]
+  large_scaled: [train.batch_size=512, optim.lr=0.4]
+"""
+
+
+def test_a_variant_may_have_two_references_each_one_factor(tmp_path):
+    # large_scaled against large: the rate alone; against small: the batch size and the rate,
+    # declared as the linear scaling rule's one factor
+    text = SCALED + (
+        "compare:\n  - [large, large_scaled]\n"
+        "  - {variants: [small, large, large_scaled], factor: [train.batch_size, optim.lr]}\n"
+    )
+    folder = write(tmp_path, text)
+    assert plan(folder, "default").runs
+    pairs = comparisons(load_ablation(folder / "tiny.yaml"))
+    assert pairs == [("large", "large_scaled"), ("small", "large"), ("small", "large_scaled")]
+    # each pair is checked on its own: undeclared, small vs large_scaled is two factors
+    two = SCALED + "compare: [[large, large_scaled], [small, large, large_scaled]]\n"
+    with pytest.raises(AblationError, match="small vs large_scaled differs in more than one"):
+        plan(write(tmp_path, two), "default")
 
 
 def test_a_declared_factor_allows_a_recipe_and_nothing_outside_it(tmp_path):
@@ -330,10 +412,9 @@ BAD = {
     ),
     "unknown norm": (GOOD.replace("model.dropout=0.5", "model.norm=batchnrom"), "model.norm"),
     "compare naming no variant": (GOOD + "compare: [[none, drop]]\n", "compare names 'drop'"),
-    "variant with two references": (
-        GOOD
-        + "  dropout_2: [model.dropout=0.2]\ncompare: [[none, dropout_2], [dropout, dropout_2]]\n",
-        "give each variant one reference",
+    "the same pair twice": (
+        GOOD + "compare: [[none, dropout], [none, dropout]]\n",
+        "compare measures 'dropout' against 'none' twice; list each pair once",
     ),
     "unknown scale": (GOOD + "scales: [laptop]\n", "scales"),
     "tune of a variant that does not exist": (

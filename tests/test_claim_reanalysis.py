@@ -255,7 +255,7 @@ def test_a_jittery_validation_loss_rises_before_its_minimum():
 
 INTERACTION = {
     "kind": "special",
-    "check": "interaction",
+    "check": "effect_difference",
     "ablation": "overfitting",
     "metric": "test_acc",
     "small": {"reference": "n2500", "variant": "augmentation_n2500"},

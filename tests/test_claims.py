@@ -133,7 +133,11 @@ def test_the_ledger_adjusts_p_over_all_its_claims_by_benjamini_hochberg():
     assert set(ledger.verdict) == {"supported"}
     # Next to two claims far from significance (l2, p = 2/3), dropout's p is multiplied by the
     # number of claims over its rank: 3 x 0.0198 = 0.059 > 0.05, so it is no longer supported.
-    l2 = [{**dropout, "id": f"l2_{i}", "variant": "l2"} for i in range(2)]
+    # (two distinct tests: claims sharing one test count once, test_ledger_artefacts.py)
+    l2 = [
+        {**dropout, "id": "l2_0", "variant": "l2"},
+        {**dropout, "id": "l2_1", "variant": "l2", "metric": "gap_acc", "expect": "lower"},
+    ]
     ledger = evaluate([dropout, *l2], tables(REG))
     assert ledger.p_adjusted[0] == pytest.approx(3 * alone.p)
     assert ledger.p_adjusted[1:].tolist() == pytest.approx([2 / 3] * 2)
@@ -244,9 +248,9 @@ def test_losses_of_diverged_runs_drop_out_of_the_pairs():
 OPT = runs_frame(
     "optimizers",
     {
-        "sgd": {"test_acc": [0.85, 0.86, 0.84]},
-        "momentum": {"test_acc": [0.90, 0.92, 0.88]},
-        "adam": {"test_acc": [0.897, 0.915, 0.872]},
+        "sgd": {"test_acc": [0.85, 0.86, 0.84], "val_acc": [0.85, 0.86, 0.84]},
+        "momentum": {"test_acc": [0.90, 0.92, 0.88], "val_acc": [0.90, 0.92, 0.88]},
+        "adam": {"test_acc": [0.897, 0.915, 0.872], "val_acc": [0.9, 0.91, 0.87]},
     },
 )
 ADAM = {
@@ -263,7 +267,7 @@ def test_near_best_is_a_non_inferiority_test_against_the_best_other_variant():
     # adam − momentum (the best other): −0.3, −0.5, −0.8 pp; one-sided t of > −1 pp: p 0.042
     row = one(ADAM, tables(OPT))
     assert row.effect == pytest.approx(-0.5333, abs=1e-4) and row.verdict == "supported"
-    assert row.test == "noninferiority" and "best other (momentum)" in row.detail
+    assert row.test == "noninferiority" and "best other (momentum, by val_acc)" in row.detail
     assert one({**ADAM, "margin": 0.1}, tables(OPT)).verdict == "inconclusive"
     assert one({**ADAM, "among": ["sgd"]}, tables(OPT)).verdict == "supported"
     planted = one({**ADAM, "variant": "sgd"}, tables(OPT))  # 4 to 6 points below momentum
@@ -409,10 +413,16 @@ def test_early_stopping_stops_near_the_unstopped_validation_minimum():
             ]
         },
     )  # val_loss minima at epochs 3, 4, 2
-    runs = runs_frame(
-        "regularization",
-        {"none_constant": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [3, 4, 3]}},
-    )
+
+    def stopped(best, ran):
+        return runs_frame(
+            "regularization",
+            {
+                "none_constant": {"best_epoch": [3, 4, 2], "epochs_run": [5, 5, 5]},
+                "stop": {"best_epoch": best, "epochs_run": ran},
+            },
+        )
+
     claim = {
         "kind": "special",
         "check": "early_stopping_near_minimum",
@@ -422,22 +432,24 @@ def test_early_stopping_stops_near_the_unstopped_validation_minimum():
         "unit": "epochs",
         "margin": 2,
     }
-    # differences 0, 0, 1: median 0 [0, 1]; TOST within ±2 epochs p 0.019
-    row = one(claim, tables(runs, history))
+    # stops at epochs 3, 4, 3: differences 0, 0, 1: median 0 [0, 1]; TOST within ±2 epochs p 0.019
+    row = one(claim, tables(stopped([2, 3, 2], [3, 4, 3]), history))
     assert (row.effect, row.lo, row.hi) == (0, 0, 1) and row.verdict == "supported"
-    assert one({**claim, "margin": 0.5}, tables(runs, history)).verdict == "inconclusive"
-    late = runs_frame(
-        "regularization",
-        {"none_constant": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [9, 9, 8]}},
+    assert row.metric == "stop epoch - val_loss argmin" and "stop epoch" in row.detail
+    assert one(
+        {**claim, "margin": 0.5}, tables(stopped([2, 3, 2], [3, 4, 3]), history)
+    ).verdict == ("inconclusive")
+    # the planted artefact: the restored best epoch is the minimum (the runs share a seed and so
+    # their trajectory), but the rule stopped 5 to 6 epochs later: the check measures the stop
+    late = one(claim, tables(stopped([3, 4, 2], [9, 9, 8]), history))
+    assert (late.effect, late.verdict) == (6, "contradicted")
+    # without epochs_run, the stop is the best epoch plus the patience
+    no_ran = stopped([3, 4, 2], [9, 9, 8]).drop(columns="epochs_run")
+    no_ran["config.train.patience"] = 6
+    assert one(claim, tables(no_ran, history)).effect == 6
+    assert one({**claim, "variant": "patience3"}, tables(stopped([3], [3]), history)).verdict == (
+        "not tested"
     )
-    assert one(claim, tables(late, history)).verdict == "contradicted"
-    # the stopped run is the un-stopped run (it never stopped): 0 [0, 0] is no evidence
-    same = runs_frame(
-        "regularization",
-        {"none_constant": {"best_epoch": [3, 4, 2]}, "stop": {"best_epoch": [3, 4, 2]}},
-    )
-    assert one(claim, tables(same, history)).verdict == "inconclusive"
-    assert one({**claim, "variant": "patience3"}, tables(runs, history)).verdict == "not tested"
 
 
 def second_order_csv(path, newton_iters=(5, 6, 7), newton_s=(0.01, 0.02, 0.04)):
@@ -529,7 +541,8 @@ def test_a_table_cell_that_is_a_claim_shows_the_ledgers_verdict():
     assert table.loc[dropout, "test_acc_verdict"].item() == "better"
     # the ledger holds two more claims far from significance: adjusted 0.059, inconclusive
     dropout_claim = {"id": "dropout_helps", "claim": "Dropout helps.", **DECLARED, **DROPOUT}
-    claims = [dropout_claim, *({**dropout_claim, "id": f"l2_{i}", "variant": "l2"} for i in (1, 2))]
+    l2 = {**dropout_claim, "id": "l2_1", "variant": "l2"}
+    claims = [dropout_claim, l2, {**l2, "id": "l2_2", "metric": "gap_acc", "expect": "lower"}]
     ledger = evaluate(claims, tables(REG))
     assert ledger.verdict[0] == "inconclusive"
     assert adopt_ledger_verdicts({"regularization": table}, claims, ledger) == [
@@ -557,7 +570,7 @@ KEYS = "unit: fraction, margin: 0.5, margin_reason: r"
         (f"claims:\n  - {{id: A, claim: x, kind: diverges, {KEYS}}}",
          r"claim #1: id='A' must match \[a-z0-9_.-\]\+"),
         (f"claims:\n  - {{id: a, claim: x, kind: guess, {KEYS}}}",
-         "kind='guess' must be one of compare, near_best, diverges, special"),
+         "kind='guess' must be one of compare, near_best, diverges, interaction, special"),
         (f"claims:\n  - {{id: a, claim: x, kind: diverges, colour: red, {KEYS}}}",
          "unknown key 'colour'"),
         (f"claims:\n  - {{id: a, claim: x, kind: diverges, {KEYS}}}\n"

@@ -90,7 +90,7 @@ def test_unknown_norm_is_one_line_listing_the_valid_names():
 
 def config(**model):
     renorm = {"r_max": 3.0, "d_max": 5.0, "warmup_steps": None, "relax_end": 0.5, "momentum": 0.01}
-    base = {"norm": "none", "groups": 8, "renorm": renorm}
+    base = {"norm": "none", "groups": 8, "batchnorm": {"momentum": 0.1}, "renorm": renorm}
     return OmegaConf.create({"model": OmegaConf.merge(base, model)})
 
 
@@ -102,7 +102,20 @@ def test_every_norm_checks_its_keys_whatever_norm_the_run_uses():
         validate_config(config(groups=0))
     with pytest.raises(ConfigError, match=r"model\.renorm\.warmup_steps=0\.6 is invalid"):
         validate_config(config(renorm={"warmup_steps": 0.6}))
+    with pytest.raises(ConfigError, match=r"model\.batchnorm\.momentum=1\.5 is invalid"):
+        validate_config(config(batchnorm={"momentum": 1.5}))
     with pytest.raises(
         ConfigError, match=r"^model\.norm='weightnorm' is unknown; use one of batchnorm"
     ):
         validate_config(config(norm="weightnorm"))
+
+
+def test_batchnorm_takes_its_moving_average_momentum_from_the_model_config():
+    from study.components.norms import effective_settings, norm_options
+
+    cfg = config(norm="batchnorm", batchnorm={"momentum": 0.01})
+    assert norm_options(cfg.model) == {"momentum": 0.01}
+    assert effective_settings(cfg.model) == {"momentum": 0.01, "eps": 1e-5}
+    renorm = effective_settings(config(norm="batchrenorm").model)
+    assert renorm["momentum"] == 0.01  # Batch Renorm's own block
+    assert effective_settings(config(norm="none").model) == {}

@@ -105,8 +105,28 @@ def test_command_line_writes_json_and_csv(tmp_path):
     chosen = json.loads(out.read_text())["dropout"]
     assert (chosen["key"], chosen["chosen"], chosen["last_epochs"]) == ("model.dropout", 0.3, 2)
     lines = out.with_suffix(".csv").read_text().splitlines()
-    assert lines[0].startswith("variant,key,chosen,lr,metric,value,at_edge")
-    assert lines[1].startswith("dropout,model.dropout,0.3,,val_loss,0.4,False")
+    assert lines[0].startswith("variant,key,grid,chosen,lr,metric,value,at_edge,edge")
+    assert lines[1].startswith("dropout,model.dropout,0.1 0.3 0.5,0.3,,val_loss,0.4,False,,")
+
+
+def test_a_choice_on_the_grid_edge_is_reported_and_warned_in_one_line(tmp_path, capsys):
+    files = []
+    for p, loss in ((0.1, 0.6), (0.3, 0.5), (0.5, 0.4)):  # the strongest dropout wins
+        config = {"model": {"dropout": p}, "optim": {"lr": 0.001}}
+        files.append(str(write_run(tmp_path / f"dropout-{p}", "dropout", config, [loss] * 3)))
+    out = tmp_path / "reg.json"
+    assert main(["--key", "dropout=model.dropout", "--out", str(out), *files]) == 0
+    chosen = json.loads(out.read_text())["dropout"]
+    assert (chosen["grid"], chosen["chosen"], chosen["at_edge"], chosen["edge"]) == (
+        [0.1, 0.3, 0.5], 0.5, True, "highest"
+    )  # fmt: skip
+    row = out.with_suffix(".csv").read_text().splitlines()[1].split(",")
+    assert row[2:4] + row[7:9] == ["0.1 0.3 0.5", "0.5", "True", "highest"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "warning: dropout: model.dropout chosen at 0.5, the highest value of its grid [0.1, 0.3, "
+        "0.5]: the optimum may lie outside; extend the grid past it in the tune block"
+    ]
 
 
 def test_unreadable_result_is_one_error_and_writes_nothing(tmp_path, capsys):

@@ -115,7 +115,8 @@ def summarize(
     Variants are listed in ``variants`` order (the ablation file's), followed by variants found in
     the runs but not in the file. ``compared`` holds the ablation's declared (reference, variant)
     pairs (:func:`study.planning.ablation.comparisons`; None: every variant against the
-    baseline); a variant's difference to its reference is paired by seed, and the p-values are
+    baseline; a variant may have several references, one row each); a variant's difference to its
+    reference is paired by seed, and the p-values are
     adjusted (Benjamini–Hochberg) over the ablation's compared variants, separately per metric.
     A variant in no pair gets no difference: its contrast with the baseline may be confounded.
     """
@@ -124,9 +125,16 @@ def summarize(
     order = list(variants or []) + sorted(v for v in found if v not in (variants or []))
     if compared is None:
         compared = [(baseline, v) for v in order if v != baseline]
-    reference_of = {variant: reference for reference, variant in compared}
+    # One row per (variant, reference) pair: a variant with two references has two rows.
+    references_of: dict[str, list[str]] = {}
+    for reference, variant in compared:
+        references_of.setdefault(variant, []).append(reference)
     table = pd.DataFrame(
-        [_variant_row(own, ablation, v, baseline, reference_of.get(v, "")) for v in order]
+        [
+            _variant_row(own, ablation, v, baseline, reference)
+            for v in order
+            for reference in references_of.get(v, [""])
+        ]
     )
     return table if table.empty else _with_verdicts(table)
 

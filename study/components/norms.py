@@ -52,9 +52,15 @@ def _none(num_features: int, dims: int) -> nn.Module:
     return nn.Identity()
 
 
-@NORMS.builder("batchnorm", options=frozenset({"momentum", "eps"}))
+@NORMS.builder(
+    "batchnorm",
+    options=frozenset({"momentum", "eps"}),
+    from_config=lambda cfg_model: {"momentum": float(cfg_model["batchnorm"]["momentum"])},
+    rules={"model.batchnorm.momentum": real_in(0.0, 1.0, high_open=False)},
+)
 def _batchnorm(num_features: int, dims: int, momentum: float | None = 0.1, eps: float = 1e-5):
-    # BatchNorm keeps torch's momentum 0.1 in the study: the config sets no option for it.
+    # The moving averages' momentum is a setting of the model config (model.batchnorm.momentum,
+    # torch's 0.1 by default), so an ablation can set it equal to Batch Renorm's.
     cls = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
     return cls(num_features, eps=eps, momentum=momentum)
 
@@ -147,6 +153,19 @@ def make_norm(name: str, num_features: int, dims: int, **options) -> nn.Module:
 def norm_options(cfg_model) -> dict:
     """The options of the model config's norm, as :func:`make_norm` takes them."""
     return NORMS.get(cfg_model["norm"]).from_config(cfg_model)
+
+
+# The settings of a built layer that more than one norm may use; a norm's own options (r_max,
+# groups) are its own and never compared.
+SHARED_SETTINGS = ("momentum", "eps")
+
+
+def effective_settings(cfg_model) -> dict[str, object]:
+    """The shared settings (:data:`SHARED_SETTINGS`) the model config's norm actually uses, read
+    from the layer it builds: a default of the layer counts as much as a key of the config (a
+    running average's momentum that one norm sets and another inherits from torch)."""
+    layer = make_norm(cfg_model["norm"], 4, 1, **norm_options(cfg_model))
+    return {k: getattr(layer, k) for k in SHARED_SETTINGS if hasattr(layer, k)}
 
 
 def validate_config(cfg) -> None:

@@ -17,9 +17,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from study.components.norms import effective_settings
 from study.config import ConfigError, compose, validate
 from study.paths import run_folder
-from study.planning.comparisons import confound, differing_keys, flat
+from study.planning.comparisons import (
+    confound,
+    differing_keys,
+    flat,
+    shared_setting_differences,
+)
 from study.planning.search import TuningRun, parse_tune, spread, tuning_runs
 from study.planning.seeds import final_seeds, planned_seeds
 from study.planning.yaml_file import YamlFileError, read_yaml
@@ -227,7 +233,7 @@ def _comparisons(path: Path, compare, variants: dict, baseline: str) -> list[Com
     """The ``compare`` entries as pairs: ``[ref, a, b]`` gives (ref, a) and (ref, b)."""
     if compare is None:
         return [Comparison(baseline, v) for v in variants if v != baseline]
-    pairs, reference_of = [], {}
+    pairs, seen = [], set()
     for entry in compare:
         group = entry["variants"] if isinstance(entry, dict) else entry
         factor = tuple(entry["factor"]) if isinstance(entry, dict) else None
@@ -235,15 +241,16 @@ def _comparisons(path: Path, compare, variants: dict, baseline: str) -> list[Com
             if name not in variants:
                 raise _fail(path, f"compare names {name!r}, which is not a variant; fix the name")
         reference = group[0]
+        # A variant may have several references (batch 512 at the scaled rate against batch 512
+        # at the old rate and against batch 128), each pair checked for one factor on its own.
         for variant in group[1:]:
-            if variant == reference or variant in reference_of:
-                again = reference_of.get(variant, reference)
+            if variant == reference or (reference, variant) in seen:
                 raise _fail(
                     path,
-                    f"compare measures {variant!r} against {again!r} and {reference!r}; give each "
-                    "variant one reference",
+                    f"compare measures {variant!r} against {reference!r} "
+                    f"{'twice' if variant != reference else 'itself'}; list each pair once",
                 )
-            reference_of[variant] = reference
+            seen.add((reference, variant))
             pairs.append(Comparison(reference, variant, factor))
     return pairs
 
@@ -301,8 +308,10 @@ def _composed(ablation: Ablation, scale: str) -> dict[str, tuple[list[str], obje
 def check_comparisons(ablation: Ablation, configs: dict[str, object]) -> None:
     """Refuse a comparison whose composed configs differ in more than its one factor."""
     flats = {v: flat(cfg) for v, cfg in configs.items()}
+    norms = {v: effective_settings(cfg.model) for v, cfg in configs.items()}
     for c in ablation.compare:
         keys = differing_keys(flats[c.reference], flats[c.variant])
+        keys += shared_setting_differences(norms[c.reference], norms[c.variant])
         why = confound(keys, c.factor)
         if why:
             raise _fail(

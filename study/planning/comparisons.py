@@ -14,6 +14,8 @@ differ in:
   their own factor, so a variant that changes the norm *and* the batch size is refused.
 
 Keys of the run's identity and of the workflow (``run.*``, ``plan.*``, ``seed``) are not compared.
+Besides the keys, the settings that both compared norms use are compared as their layers apply
+them (:func:`shared_setting_differences`): a default inside a component counts like a key.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 TECHNIQUES: dict[str, tuple[str, ...]] = {
     "optimizer": ("optim",),
     "schedule": ("schedule",),
-    "normalization": ("model.norm", "model.renorm", "model.groups"),
+    "normalization": ("model.norm", "model.renorm", "model.batchnorm", "model.groups"),
     "dropout": ("model.dropout",),
     "dropconnect": ("model.dropconnect",),
     "stochastic depth": ("model.stochastic_depth",),
@@ -74,6 +76,19 @@ def differing_keys(a: Mapping[str, object], b: Mapping[str, object]) -> list[str
         for k in keys
         if not any(_under(k, i) for i in IGNORED) and a.get(k, missing) != b.get(k, missing)
     ]
+
+
+def setting_key(setting: str) -> str:
+    """The name of a norm's effective setting among the compared keys: a factor of its own,
+    never covered by the normalization technique (``model.norm[momentum]``)."""
+    return f"model.norm[{setting}]"
+
+
+def shared_setting_differences(a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
+    """The settings both norms use (study.components.norms.effective_settings) with different
+    values: a norm may bring keys only it reads, but a setting both use (the moving averages'
+    momentum) is a second factor unless declared."""
+    return [setting_key(k) for k in sorted(set(a) & set(b)) if a[k] != b[k]]
 
 
 def confound(differing: list[str], factor: tuple[str, ...] | None) -> str | None:

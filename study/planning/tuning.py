@@ -6,8 +6,9 @@ validation metric averaged over the last ``--last`` epochs and then over the see
 epoch alone of one seed fluctuates by more than the margin between neighbouring grid points. The
 best score wins (the test split is never looked at); the final runs use the winner with seeds
 the tuning never saw. A point that diverged on any seed ranks last (a result of the search: too
-strong a setting, not an error), and a winner on the edge of the grid is flagged: the true optimum
-may lie outside it.
+strong a setting, not an error), and a winner on the edge of the grid is flagged (``at_edge``,
+``edge``: which end, in the .json and its table, beside the ``grid``) and warned about in one line
+on stderr: the true optimum may lie outside it.
 
 ``python -m study.planning.tuning --metric val_loss --last 3 [--key VARIANT=KEY ...]
 --out <selection.json> <metrics.json>...`` (the history.csv beside each metrics.json is read too;
@@ -27,8 +28,8 @@ from pathlib import Path
 from study.outputs import write_text
 
 SELECTION_FIELDS = (
-    "variant", "key", "chosen", "lr", "metric", "value", "at_edge", "all_diverged", "n_diverged",
-    "n_seeds", "last_epochs",
+    "variant", "key", "grid", "chosen", "lr", "metric", "value", "at_edge", "edge",
+    "all_diverged", "n_diverged", "n_seeds", "last_epochs",
 )  # fmt: skip
 
 
@@ -112,6 +113,7 @@ def select(points: list[dict], metric: str = "val_loss") -> dict[str, dict]:
             "metric": metric,
             "value": (raw if metric.endswith("loss") else -raw) if raw is not None else None,
             "at_edge": usable and best in (values[0], values[-1]),
+            "edge": _edge(values, best) if usable else "",
             "all_diverged": not usable,
             "grid": values,
             "diverged": [v for v in values if not math.isfinite(grid[v][0])],
@@ -120,12 +122,31 @@ def select(points: list[dict], metric: str = "val_loss") -> dict[str, dict]:
     return selection
 
 
+def _edge(values: list[float], best: float) -> str:
+    """Which end of the grid the winner sits on ('lowest', 'highest'), or '' when inside."""
+    if best == values[-1] and len(values) > 1:
+        return "highest"
+    return "lowest" if best == values[0] else ""
+
+
+def edge_warning(variant: str, s: dict) -> str | None:
+    """One line for a winner on the edge of its grid: the optimum may lie outside it."""
+    if not s["at_edge"]:
+        return None
+    grid = ", ".join(f"{v:g}" for v in s["grid"])
+    return (
+        f"warning: {variant}: {s['key']} chosen at {s['chosen']:g}, the {s['edge']} value of its "
+        f"grid [{grid}]: the optimum may lie outside; extend the grid past it in the tune block"
+    )
+
+
 def selection_csv(selection: dict[str, dict], last: int | None = None) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(SELECTION_FIELDS)
     for variant, s in selection.items():
         row = {**s, "variant": variant, "n_diverged": len(s["diverged"]), "last_epochs": last}
+        row["grid"] = " ".join(f"{v:g}" for v in s["grid"])
         writer.writerow(["" if row.get(f) is None else row[f] for f in SELECTION_FIELDS])
     return buf.getvalue()
 
@@ -162,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     for variant, s in selection.items():
         note = " (all diverged)" if s["all_diverged"] else " (edge of grid)" if s["at_edge"] else ""
         print(f"{variant}: {s['key']} {s['chosen']:g}{note}")
+        warning = edge_warning(variant, s)
+        if warning:
+            print(warning, file=sys.stderr)
     return 0
 
 

@@ -32,6 +32,8 @@ VERDICT_CLASS = {
     "contradicted": "bad",
     "inconclusive": "neutral",
     "no meaningful effect": "neutral",
+    "equivalent": "neutral",
+    "not equivalent": "neutral",
     "not tested": "muted",
     "not evaluated": "muted",
 }

@@ -28,6 +28,9 @@ from study.analysis.stats import (
     tost_paired,
 )
 
+# The level of a learning-rate grid point (study.planning.search.level_name of optim.lr).
+LR_LEVEL = "lr-"
+
 
 def _not_tested(detail: str) -> dict:
     return {"estimate": None, "test": "difference", "detail": detail}
@@ -168,10 +171,17 @@ def _noninferiority_p(e: Estimate, margin: float, sign: float) -> float:
     return float(sps.t.sf((g + margin) / (e.sd / math.sqrt(e.n)), e.n - 1))
 
 
+def selection_metric(metric: str) -> str:
+    """The validation metric a best competitor is chosen on: the test split is only reported."""
+    return "val_" + metric.removeprefix("test_") if metric.startswith("test_") else metric
+
+
 def near_best(t: ClaimTables, c: dict) -> dict:
     """The variant is at most ``margin`` worse than the best other variant (paired by seed):
-    a non-inferiority test. The best other variant is the one with the best mean (among
-    ``among`` if given); the variant itself being best is fine."""
+    a non-inferiority test on the claim's metric. The best other variant is the one with the
+    best mean of the *validation* metric (:func:`selection_metric`; among ``among`` if given),
+    so the competitor is not chosen on the split the claim is judged on; the variant itself being
+    best is fine."""
     ablation, variant, unit = c["ablation"], c["variant"], c["unit"]
     own = _scaled(t, c, ablation, variant)
     if own is None:
@@ -183,22 +193,42 @@ def near_best(t: ClaimTables, c: dict) -> dict:
     missing = [v for v in others if v not in values]
     if c.get("among") and missing:
         return _not_tested(f"no runs of {', '.join(f'{ablation}/{v}' for v in missing)}")
-    means = {v: m for v, s in values.items() if np.isfinite(m := mean_ci(s).mean)}
+    chooser = {**c, "metric": selection_metric(c["metric"]), "source": "runs"}
+    chosen_on = {v: run_values(t, chooser, ablation, v) for v in values}
+    means = {
+        v: m
+        for v, s in chosen_on.items()
+        if s is not None and np.isfinite(m := mean_ci(s.dropna()).mean)
+    }
     if not means:
-        return _not_tested(f"no other variant of {ablation} to compare {variant} with")
+        return _not_tested(
+            f"no {chooser['metric']} of another variant of {ablation} to choose the best by"
+        )
     sign = 1.0 if c["expect"] == "higher" else -1.0
     best = max(means, key=lambda v: sign * means[v])
     est = paired_estimate(own, values[best], unit)
     est = est._replace(p=_noninferiority_p(est, float(c["margin"]), sign))
-    detail = describe(f"{variant} - best other ({best})", est, unit)
+    detail = describe(f"{variant} - best other ({best}, by {chooser['metric']})", est, unit)
     return {"estimate": est, "test": "noninferiority", "detail": detail}
 
 
+def learning_rate_grids(table: pd.DataFrame, lr_col: str) -> pd.DataFrame:
+    """The rows of ``table`` that belong to a learning-rate grid: tuning runs whose searched key
+    is the learning rate (their level is ``lr-<value>``, study.planning.search.level_name), or,
+    without levels, the (ablation, variant) groups whose learning rate varies. A search of
+    another key (a regularizer's strength at a fixed rate) has a "highest rate" that is the one
+    rate it ran at: it says nothing about too high a rate."""
+    if "level" in table:
+        return table[table["level"].astype(str).str.startswith(LR_LEVEL)]
+    rates = table.groupby(["ablation", "variant"])[lr_col].transform("nunique")
+    return table[rates > 1]
+
+
 def diverges(t: ClaimTables, c: dict) -> dict:
-    """Runs at too high a learning rate diverge: the fraction that diverged among the runs with
-    lr > ``lr_above`` or, without it, at the highest learning rate of each (ablation, variant)
-    grid, with its exact (Clopper-Pearson) interval and the exact binomial p of "more than
-    ``margin`` diverge"."""
+    """Runs at too high a learning rate diverge: the fraction that diverged among the runs of
+    learning-rate grids (:func:`learning_rate_grids`) with lr > ``lr_above`` or, without it, at
+    the highest learning rate of each (ablation, variant) grid, with its exact (Clopper-Pearson)
+    interval and the exact binomial p of "more than ``margin`` diverge"."""
     source = c.get("source", "tuning")
     table = t.tuning if source == "tuning" else t.runs
     if table is None or table.empty or "status" not in table:
@@ -210,6 +240,9 @@ def diverges(t: ClaimTables, c: dict) -> dict:
     if table.empty or lr_col is None:
         return _not_tested(f"no {source} runs with a learning rate" + _scope(c))
     table = table.assign(_lr=pd.to_numeric(table[lr_col], errors="coerce"))
+    table = learning_rate_grids(table, "_lr")
+    if table.empty:
+        return _not_tested(f"no learning-rate grid among the {source} runs" + _scope(c))
     if "lr_above" in c:
         top = table[table["_lr"] > float(c["lr_above"])]
         scope = f"lr > {fmt(c['lr_above'])}"
@@ -232,7 +265,8 @@ def diverges(t: ClaimTables, c: dict) -> dict:
     return {
         "estimate": Estimate(ci.estimate, ci.lo, ci.hi, p, n),
         "test": "threshold",
-        "detail": f"diverged {k}/{n} runs at {scope} ({each}); exact binomial p of > "
+        "detail": f"diverged {k}/{n} runs of learning-rate grids at {scope} ({each}); exact "
+        f"binomial p of > "
         f"{fmt(margin)}: {fmt(p, 2)}",
     }
 

@@ -49,6 +49,10 @@ RULE = (
 # The tables' verdict words for the ledger's, variant versus baseline in the metric's good
 # direction.
 TABLE_WORDS = {"supported": "better", "contradicted": "worse"}
+# An equivalence claim says "within ±margin either way": supported, it is no difference to speak
+# of, contradicted, a difference beyond the margin on some side; never better or worse, which
+# would read a claim of sameness as a win.
+EQUIVALENCE_WORDS = {"supported": "equivalent", "contradicted": "not equivalent"}
 # The smallest effect of interest of the tables' comparisons, per metric and in its raw unit
 # (fractions, nats): half an accuracy point is the study's resolution on 10,000 test images
 # (50 images); 0.02 nats of test loss is about what one accuracy point moves it; a generalization

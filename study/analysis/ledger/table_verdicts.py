@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from study.analysis.ledger.rule import EQUIVALENCE_WORDS
 from study.analysis.metrics import DIFF_METRICS
 
 # Keys that make a claim measure something other than the table's plain paired difference.
@@ -33,9 +34,12 @@ def shared_comparisons(claims: Iterable[dict]) -> list[dict]:
     return out
 
 
-def table_word(ledger_verdict: str, expect: str, metric: str) -> str:
+def table_word(ledger_verdict: str, expect: str, metric: str, test: str = "difference") -> str:
     """The tables' word for the ledger's verdict on ``metric`` (better/worse in the metric's good
-    direction; the two other verdicts read the same in both)."""
+    direction; the two other verdicts read the same in both). An equivalence claim's verdict is
+    never better or worse (rule.EQUIVALENCE_WORDS)."""
+    if test == "equivalence":
+        return EQUIVALENCE_WORDS.get(ledger_verdict, ledger_verdict)
     claimed_good = (expect == "higher") == DIFF_METRICS[metric]
     if ledger_verdict == "supported":
         return "better" if claimed_good else "worse"
@@ -66,7 +70,9 @@ def adopt_ledger_verdicts(
         if column not in table.columns:
             table[column] = ""
         table.loc[cell, f"{m}_p_adjusted"] = float(row["p_adjusted"])
-        table.loc[cell, f"{m}_verdict"] = table_word(row["verdict"], c["expect"], m)
+        table.loc[cell, f"{m}_verdict"] = table_word(
+            row["verdict"], c["expect"], m, c.get("test", "difference")
+        )
         table.loc[cell, column] = c["id"]
         adopted.append(c["id"])
     return adopted

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from study.analysis.ledger.checks import (
     early_stopping,
-    interaction,
+    effect_difference,
     pathologies,
     reanalysis,
     second_order,
@@ -21,7 +21,7 @@ from study.analysis.ledger.values import ClaimTables
 
 # One module per subject; each lists its checks as name -> (function, the metric it shows).
 # A new module of checks is added here and its names to the `check` enum of the claims schema.
-MODULES = (early_stopping, second_order, reanalysis, interaction, pathologies)
+MODULES = (early_stopping, second_order, reanalysis, effect_difference, pathologies)
 
 CHECKS: dict[str, Callable[[ClaimTables, dict], dict]] = {
     name: fn for m in MODULES for name, (fn, _) in m.CHECKS.items()

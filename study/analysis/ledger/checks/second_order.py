@@ -99,7 +99,9 @@ def second_order_at_scale(t: ClaimTables, c: dict) -> dict:
     """Newton's fitted cost per iteration (``quantity``: s_per_iter or peak_bytes) extrapolated
     to ``at`` parameters, as a multiple of the declared ``budget``, with the interval of the
     fitted power law; from the family measured at the most sizes. A threshold claim: the whole
-    interval above 1 (the budget) supports it."""
+    interval above 1 (the budget) supports it. Beyond the largest size fitted it is an
+    extrapolation, and its result says so (``extrapolated``, ``basis``: what the fitted points
+    are), for the ledger to carry into claims.csv."""
     path = t.scale_dir / c.get("file", "second_order.json")
     if not path.exists():
         return _not_tested(f"no {path.name}")
@@ -123,13 +125,32 @@ def second_order_at_scale(t: ClaimTables, c: dict) -> dict:
     fit = "time_exponent" if quantity == "s_per_iter" else "memory_exponent"
     exponent = families[name].get(fit) or {"slope": NAN, "lo": NAN, "hi": NAN, "points": 0}
     each = "; ".join(f"{n} {fmt(p['value'] / budget)}x" for n, p in found.items())
+    point = families[name]["extrapolation"][key]
+    extrapolated = bool(point.get("extrapolated", True))
+    basis = BASIS.get(quantity, "measured")
     detail = (
+        f"{'extrapolation' if extrapolated else 'interpolation'} of {basis}; "
         f"{name}: {quantity} at {key} parameters = {fmt(est.effect)}x the budget of "
         f"{fmt(budget)} [{fmt(est.lo)}, {fmt(est.hi)}], fitted exponent "
         f"{fmt(exponent['slope'])} [{fmt(exponent['lo'])}, {fmt(exponent['hi'])}] over "
         f"{exponent['points']} sizes (all families: {each})"
     )
-    return {"estimate": est, "test": "threshold", "detail": detail}
+    return {
+        "estimate": est,
+        "test": "threshold",
+        "detail": detail,
+        "extrapolated": extrapolated,
+        "basis": basis,
+    }
+
+
+# What the fitted points of each quantity are: the memory is arithmetic on the tensors a Newton
+# step holds (study.experiments.second_order.peak_bytes), never a measured peak; the time is the
+# median of timed repeats.
+BASIS = {
+    "peak_bytes": "bytes computed from tensor sizes (not measured)",
+    "s_per_iter": "measured seconds per iteration",
+}
 
 
 CHECKS = {

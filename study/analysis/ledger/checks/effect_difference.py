@@ -1,4 +1,5 @@
-"""Special check: does a technique help more in one setting than in another (an interaction)?
+"""Special check: does a technique help more in one setting than in another (a difference of
+two paired effects, an interaction of two factors)?
 
 For a statement such as "augmentation helps most with little data": the technique's effect in
 the ``small`` setting minus its effect in the ``large`` one, each a variant minus its reference on
@@ -22,7 +23,7 @@ def _effect(t: ClaimTables, c: dict, pair: dict) -> pd.Series | None:
     return (a - b) * unit_scale(c["unit"])
 
 
-def interaction(t: ClaimTables, c: dict) -> dict:
+def effect_difference(t: ClaimTables, c: dict) -> dict:
     """(variant − reference) in ``small`` minus (variant − reference) in ``large``, paired by
     seed, in the claim's unit."""
     small, large = _effect(t, c, c["small"]), _effect(t, c, c["large"])
@@ -36,5 +37,8 @@ def interaction(t: ClaimTables, c: dict) -> dict:
 
 
 CHECKS = {
-    "interaction": (interaction, "effect in the small setting - effect in the large one"),
+    "effect_difference": (
+        effect_difference,
+        "effect in the small setting - effect in the large one",
+    ),
 }
