@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+import yaml
 from test_figures import build_study
 
 from study.figures import make_figures
@@ -142,18 +143,22 @@ def test_each_deviation_names_code_that_exists(tmp_path):
 
 
 def test_history_marks_a_claim_and_the_rule_drops_before_the_data(built, tmp_path):
+    # the committed claims without any history, then one change planted on dropout_test_acc
+    data = yaml.safe_load((STUDY_ROOT / "conf" / "claims.yaml").read_text())
+    data.pop("history", None)
+    for c in data["claims"]:
+        c.pop("history", None)
+        if c["id"] == "dropout_test_acc":
+            c["history"] = [
+                {
+                    "when": "2026-11-30",
+                    "change": "margin 0.3 pp -> 0.5 pp",
+                    "reason": "the course's wording",
+                    "verdict_before": "inconclusive",
+                }
+            ]
     claims_file = tmp_path / "claims.yaml"
-    claims_file.write_text(
-        (STUDY_ROOT / "conf" / "claims.yaml")
-        .read_text()
-        .replace(
-            "  - id: dropout_test_acc\n",
-            "  - id: dropout_test_acc\n    history:\n      - when: '2026-11-30'\n"
-            "        change: margin 0.3 pp -> 0.5 pp\n        reason: the course's wording\n"
-            "        verdict_before: inconclusive\n",
-            1,
-        )
-    )
+    claims_file.write_text(yaml.safe_dump(data, sort_keys=False))
     context = build_context(built["scale_dir"], built["ablations"], claims_file, scale="smoke",
                             repo=built["root"])  # fmt: skip
     marked = [c["id"] for c in context["claims"] if c["changed_after_result"]]

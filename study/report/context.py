@@ -160,17 +160,19 @@ def _section(scale_dir: Path, ablation: Any, runs: pd.DataFrame) -> dict[str, An
 
 
 def preregistration_status(
-    repo: Path,
+    repo: str | Path | None,
     claims_path: Path | None,
     ablations: dict[str, Any],
     ledger: pd.DataFrame,
-    scale: str,
+    scale_dir: Path,
 ) -> dict[str, Any]:
     """Whether the study's claims and runs match the pre-registration record
     (study.preregistration.check): ``commit`` is the record's commit when it was committed before
     the runs' one commit, ``mismatched`` the (claim id, reason) pairs that differ from it."""
     from study.preregistration import check, record
 
+    repo = Path(repo) if repo else Path.cwd()
+    scale = ScaleDir(scale_dir).root.name
     path = repo / record.RECORD
     if claims_path is None or not ablations:
         return {"commit": None, "mismatched": [("*", "no claims file or no ablations")]}
@@ -275,9 +277,7 @@ def build_context(
     _answer(sections, claims)
     ledger = run_ledger(scale_dir, runs)
     shift = read_shift(scale_dir)
-    here = Path(repo) if repo else Path.cwd()
-    prereg = preregistration_status(here, claims_path, ablations, ledger, scale or scale_dir.name)
-    status = study_status(prereg)
+    status = study_status(preregistration_status(repo, claims_path, ablations, ledger, scale_dir))
     context = {
         "title": TITLE,
         "scale": scale or scale_dir.name,
