@@ -140,8 +140,17 @@ def _power_entry(c: dict, power: dict, source: str | None, seeds: dict[str, int]
 
 
 def _claim_variants(c: dict) -> list[str]:
+    """The variants whose seeds a claim's pairs use (compare, near_best, interaction, and the
+    special checks that name a reference and a variant per setting)."""
     names = [c.get("reference"), c.get("variant")]
     names += c.get("variants", []) if isinstance(c.get("variants"), list) else []
+    names += [v for pair in (c.get("effects") or {}).values() for v in pair]
+    names += [
+        c[k].get(r)
+        for k in ("small", "large")
+        if isinstance(c.get(k), dict)
+        for r in ("reference", "variant")
+    ]
     return [v for v in names if v]
 
 
