@@ -163,4 +163,10 @@ def write(record: dict, out: Path = RECORD) -> None:
         "# Do not edit by hand: a claim whose test keys, ablation file or scale settings differ\n"
         "# from their digests here is reported as not pre-registered (study.preregistration).\n"
     )
-    write_text(out, head + yaml.safe_dump(record, sort_keys=False, width=100, allow_unicode=True))
+    write_text(
+        out,
+        head
+        + yaml.safe_dump(
+            record, sort_keys=False, width=100, allow_unicode=True, default_flow_style=None
+        ),
+    )
