@@ -99,9 +99,30 @@ def ledger_history(claims_path: Path | None) -> list[dict[str, str]]:
     return [{k: str(h.get(k, "") or "") for k in keys} for h in load_ledger_history(claims_path)]
 
 
+# The fits the main text's sentence names (the appendix lists every fit): label → its key.
+_ANSWER_FITS = (
+    ("gradient descent", "iterations vs κ, gd/rotated"),
+    ("heavy-ball momentum", "iterations vs κ, heavy_ball/rotated"),
+    ("Nesterov momentum", "iterations vs κ, nesterov/rotated"),
+    ("Adam on the axis-aligned problem", "iterations vs κ, adam/diagonal"),
+    ("Adam on the rotated one", "iterations vs κ, adam/rotated"),
+)
+
+
 def pathologies_sentence(section: dict[str, Any] | None) -> str:
-    """The pathologies experiment's answer in one sentence, with its fitted exponents."""
+    """The pathologies experiment's answer in one sentence: how iterations grow with the
+    condition number per method, and how minibatch noise falls with the batch size."""
     if not section or not section.get("exponents"):
         return ""
-    fits = "; ".join(f"{e['fit']}, {e['exponent']}" for e in section["exponents"])
-    return f"Fitted power-law exponents with 95% intervals: {fits}."
+    fits = {e["fit"]: e["exponent"] for e in section["exponents"]}
+    parts = [f"{label} {fits[key]}" for label, key in _ANSWER_FITS if key in fits]
+    text = ""
+    if parts:
+        lead = "Exponents of iterations to the target against the condition number κ (95% CI; "
+        text = lead + "rotated quadratic unless said): " + ", ".join(parts)
+    if "minibatch variance vs B" in fits:
+        noise = (
+            f"minibatch gradient variance against B has exponent {fits['minibatch variance vs B']}"
+        )
+        text = f"{text}; {noise}" if text else noise[0].upper() + noise[1:]
+    return f"{text}." if text else ""
