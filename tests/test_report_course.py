@@ -225,3 +225,18 @@ def test_the_rerun_promise_replaces_the_pure_function_wording(bare):
 def test_no_pathologies_no_sentence():
     assert pathologies_sentence(None) == ""
     assert pathologies_sentence({"exponents": []}) == ""
+
+
+def test_undecided_claims_are_listed_in_the_appendix_and_counted_in_the_discussion(tmp_path):
+    scale_dir, ablations = build_study(tmp_path)
+    (scale_dir / "tables" / "claims.csv").write_text(
+        "id,claim,ablation,metric,unit,test,margin,effect,lo,hi,verdict\n"
+        "momentum_wins,Momentum beats SGD.,optimizers,test_acc,pp,difference,0.5,0.3,-1.2,1.8,"
+        "inconclusive\n"
+    )
+    _, _, html, md = _render(tmp_path, scale_dir, ablations)
+    discussion = _between(html, '<section id="discussion">', "</section>")
+    assert "Undecided (1)." in discussion and "momentum_wins" not in discussion
+    assert "momentum_wins" in _between(html, 'id="undecided"', "</ul>")
+    assert "**Undecided (1).**" in md
+    assert "(`momentum_wins`)" in _between(md, '<a id="undecided"></a>', "###")
