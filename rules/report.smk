@@ -1,6 +1,8 @@
 # Aggregation: tables (pandas), figures (seaborn), and the report (paper/ for the default scale,
 # results/<scale>/paper/ for any other).
 
+from pathlib import Path
+
 
 rule tables:
     input:
@@ -95,6 +97,10 @@ rule report:
         templates=["paper/templates/report.html.j2", "paper/templates/report.md.j2"],
         ablations=[str(a.path) for a in ABLATIONS.values()],
         claims=CLAIMS,
+        # The course's statements beside the claims file, when there are any (report/course.py).
+        statements=lambda wc: [
+            str(p) for p in [Path(CLAIMS).parent / "course_statements.yaml"] if p.is_file()
+        ],
     output:
         html=f"{PAPER}/report.html",
         md=f"{PAPER}/report.md",

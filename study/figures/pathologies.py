@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from study.figure_catalog import PNG_DPI  # noqa: E402
 from study.outputs import atomic_path  # noqa: E402
 
 __all__ = ["pathologies_figure"]
@@ -42,10 +43,15 @@ def _iterations(ax, df: pd.DataFrame, geometry: str) -> None:
 
 def pathologies_figure(csv_path, out_png) -> Path:
     df = pd.read_csv(csv_path)
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4.4), constrained_layout=True)
+    # Two rows of three at the report's width: in one row of five the labels printed at about
+    # three points. The sixth cell holds the methods' legend, clear of every panel's data.
+    fig, grid = plt.subplots(2, 3, figsize=(8, 5.6), constrained_layout=True)
+    axes = [grid[0, 0], grid[0, 1], grid[1, 0], grid[1, 1], grid[1, 2]]
     _iterations(axes[0], df, "rotated")
     _iterations(axes[1], df, "diagonal")
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    grid[0, 2].axis("off")
+    grid[0, 2].legend(*axes[1].get_legend_handles_labels(), fontsize=8, loc="center",
+                      title="top row", title_fontsize=8)  # fmt: skip
     escape = _mean(df, "saddle", "escape_steps")
     for method, part in escape.groupby("method"):
         style = "k:" if method == "gd_closed_form" else "o-"
@@ -69,6 +75,6 @@ def pathologies_figure(csv_path, out_png) -> Path:
     axes[4].legend(fontsize=7, loc="lower left")
     out = Path(out_png)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=PNG_DPI)
     plt.close(fig)
     return out

@@ -14,9 +14,12 @@ from study import contracts, provenance
 from study.analysis.ledger.rule import RULE
 from study.paths import ScaleDir
 from study.report.answers import abstract, disagreements, interaction_sentence, opening
+from study.report.course import course_context, pathologies_sentence
 from study.report.experiments import (
+    PATHOLOGIES_CAPTION,
     ablation_setup,
     effective_epochs,
+    pathologies,
     prior_shift,
     read_shift,
     second_order,
@@ -39,8 +42,10 @@ from study.report.narrative import (
     holm_sentence,
     limitations,
     reproduce_command,
+    rerun_promise,
     verdict_counts,
 )
+from study.report.regimes import NO_REGIMES
 from study.report.runs import run_ledger, run_rows, study_provenance
 from study.report.sections import _ablation_context, _display_width, mark_equivalences
 
@@ -221,9 +226,41 @@ def _elsewhere(ablation: Any) -> dict[str, Any]:
     }
 
 
-def _number_figures(forest, sections, scaling) -> None:
+def _shift(scale_dir: Path, ablations: dict[str, Any]) -> dict[str, Any]:
+    """The test-time shifts as defined, and the class-prior shift's results per variant."""
+    shift = read_shift(scale_dir)
+    order = list(getattr(ablations.get("normalization"), "variants", []))
+    return {
+        "shift_definitions": shift_definitions(shift),
+        "prior_shift": prior_shift(shift, order=order),
+    }
+
+
+def _beyond_ablations(scale_dir: Path, sections: list[dict[str, Any]]) -> dict[str, Any]:
+    """The claims' forest plot and the experiments on synthetic problems (second-order methods,
+    optimization pathologies): their numbers, answers and figures, each None when absent; every
+    figure of the report numbered."""
+    pathology = pathologies(scale_dir)
+    shown = {
+        "forest": _extra_figure(scale_dir, "figures/claims_forest.png", FOREST_CAPTION),
+        "second_order": second_order(scale_dir),
+        "second_order_figure": _extra_figure(
+            scale_dir, "figures/second_order/scaling.png", SECOND_ORDER_CAPTION
+        ),
+        "pathologies": pathology,
+        "pathologies_sentence": pathologies_sentence(pathology),
+        "pathologies_figure": _extra_figure(
+            scale_dir, "figures/pathologies/pathologies.png", PATHOLOGIES_CAPTION
+        ),
+    }
+    extra = (shown["second_order_figure"], shown["pathologies_figure"])
+    _number_figures(shown["forest"], sections, *extra)
+    return shown
+
+
+def _number_figures(forest, sections, *extra) -> None:
     """Figures numbered in reading order: the main text's first, then the appendix's."""
-    main = [forest, *(s["main_figure"] for s in sections), scaling]
+    main = [forest, *(s["main_figure"] for s in sections), *extra]
     appendix = [f for s in sections for f in s["appendix_figures"]]
     for number, fig in enumerate((f for f in [*main, *appendix] if f), start=1):
         fig["number"] = number
@@ -268,15 +305,12 @@ def build_context(
     git = git or provenance.git_state(Path(repo) if repo else Path.cwd())
     runs = _read_runs(scale_dir, ablations)
     sections = [_section(scale_dir, a, runs) for a in ordered(ablations, order)]
-    forest = _extra_figure(scale_dir, "figures/claims_forest.png", FOREST_CAPTION)
-    scaling = _extra_figure(scale_dir, "figures/second_order/scaling.png", SECOND_ORDER_CAPTION)
-    _number_figures(forest, sections, scaling)
+    synthetic = _beyond_ablations(scale_dir, sections)
     figures = {f"{f['ablation']}/{f['name']}": f for s in sections for f in s["figures"]}
     claims_table = contracts.read_csv(ScaleDir(scale_dir).table("claims"), contracts.CLAIMS, True)
     claims = claim_rows(claims_table, Path(claims_path) if claims_path else None, figures)
     _answer(sections, claims)
     ledger = run_ledger(scale_dir, runs)
-    shift = read_shift(scale_dir)
     status = study_status(preregistration_status(repo, claims_path, ablations, ledger, scale_dir))
     context = {
         "title": TITLE,
@@ -286,22 +320,20 @@ def build_context(
         "claims": claims,
         "rule": _rule(claims_table, status, claims),
         "claim_counts": verdict_counts(claims),
-        "forest": forest,
         "setup": (setup := _setup(runs)),
         "setting": _setting(setup),
         "deviations": deviations(),
-        "shift_definitions": shift_definitions(shift),
-        "prior_shift": prior_shift(
-            shift, order=list(getattr(ablations.get("normalization"), "variants", []))
-        ),
-        "second_order": second_order(scale_dir),
-        "second_order_figure": scaling,
+        **_shift(scale_dir, ablations),
+        **synthetic,
+        **NO_REGIMES,  # cli.py adds the other regime's verdicts (report/regimes.py)
+        **course_context(claims, Path(claims_path) if claims_path else None),
         "provenance": study_provenance(scale_dir, runs, ledger, git),
         "runs": run_rows(runs),
         "ledger": ledger,
         "references": [{"key": k, "text": t} for k, t in REFERENCES],
         "introduction": list(INTRODUCTION),
         "reproduce": reproduce_command(scale or scale_dir.name),
+        "rerun_promise": rerun_promise(),
         "elsewhere": [_elsewhere(a) for a in elsewhere],
     }
     context["abstract"] = abstract(context)

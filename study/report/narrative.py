@@ -167,3 +167,24 @@ def holm_sentence(claims_table) -> str:
         f"Under Holm's stricter family-wise correction over the same p-values, {kept} of the "
         f"{decided} claims decided on a p-value would keep their verdict."
     )
+
+
+def rerun_promise() -> str:
+    """What a rerun gives (README, "What a rerun gives"), with the tolerance and the measured
+    spread from study.provenance, so the report and the rerun check state the same numbers."""
+    from study.provenance import CROSS_MACHINE_SPREAD as spread
+    from study.provenance import CROSS_MACHINE_TOLERANCE as tolerance
+
+    acc = tolerance["test_acc"][1] * 100
+    loss = tolerance["test_loss"][1] * 100
+    return (
+        "A rerun on the same hardware fingerprint (CPU kind, instruction set, BLAS, oneDNN, torch, "
+        "threads, device; each run records it) gives identical numbers. On another CPU kind the "
+        "floating-point sums run in another order, so the numbers may differ within the stated "
+        f"tolerance (test accuracy within {acc:g} pp, test loss within {loss:g}% relative, the "
+        "same status and config hash). Measured once, rebuilding the whole default study on a "
+        f"second CPU kind: test accuracy equal in {spread['equal_test_acc']} of "
+        f"{spread['runs']} runs, median difference {spread['median_test_acc_pp']:.2f} pp, largest "
+        f"{spread['largest_test_acc_pp']:.2f} pp; {spread['verdicts_equal']} of "
+        f"{spread['verdicts']} verdicts equal."
+    )

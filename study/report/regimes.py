@@ -21,6 +21,8 @@ OTHER_LEDGER = {
     "full": ("default", "paper/claims.csv"),
 }
 UNTESTED = {"", "not tested", "not evaluated"}
+# The context's regimes before add_regimes runs (or at a scale with no counterpart).
+NO_REGIMES = {"regimes": None, "regimes_summary": ""}
 
 
 def other_ledger(scale: str, repo: Path) -> tuple[str, Path] | None:
@@ -105,7 +107,8 @@ def add_regimes(context: dict[str, Any], repo: Path | str | None = None) -> None
     )
     context["regimes"] = section
     rel = Path(OTHER_LEDGER[str(context["scale"])][1])
-    context.setdefault("limitations", []).append(summary(section, context["scale"], other, rel))
+    context["regimes_summary"] = summary(section, context["scale"], other, rel)
+    context.setdefault("limitations", []).append(context["regimes_summary"])
 
 
 def markdown_table(section: dict[str, Any]) -> str:

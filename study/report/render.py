@@ -82,7 +82,7 @@ def main_text_pages(html: str, base: Path, appendix: str = "appendix") -> tuple[
 
 
 def _figures(context: dict[str, Any]) -> list[dict[str, Any]]:
-    extra = [context.get("forest"), context.get("second_order_figure")]
+    extra = [context.get(k) for k in ("forest", "second_order_figure", "pathologies_figure")]
     return [f for s in context["sections"] for f in s["figures"]] + [f for f in extra if f]
 
 
