@@ -93,12 +93,12 @@ collect() {
 GPU_RESOURCES=()
 [ "$GPU" = 1 ] && GPU_RESOURCES=(--resources "gpu=$SLOTS")
 step check check
-step dry-run snakemake -n --cores "$CORES" "${GPU_RESOURCES[@]}" --config scale=full
+step dry-run snakemake -n --cores "$CORES" "${GPU_RESOURCES[@]}" --config scale=full slots="$SLOTS"
 [ "$TINY" = 1 ] && step tiny snakemake --cores "$CORES" --config scale=full_tiny
 LIMIT=()
 [ "$FULL_MINUTES" != 0 ] && LIMIT=(timeout --signal=TERM --kill-after=30 "${FULL_MINUTES}m")
 if [ "$GPU" = 1 ]; then
   step benchmark python -m benchmarks.gpu --seconds 10 --slots "1,$SLOTS" --cpu-seconds 5
-  step full "${LIMIT[@]}" snakemake --cores "$CORES" "${GPU_RESOURCES[@]}" --config scale=full
+  step full "${LIMIT[@]}" snakemake --cores "$CORES" "${GPU_RESOURCES[@]}" --config scale=full slots="$SLOTS"
 fi
 collect

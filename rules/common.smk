@@ -187,12 +187,11 @@ def upstream(job):
 
 
 def given_slots():
-    """Runs that can train at once, from --cores (a cluster executor gives --jobs instead) over
-    train_threads, and for runs on a GPU --resources gpu=N too."""
-    given = workflow.resource_settings
-    gpu = given.resources.get("gpu")
-    gpu = getattr(gpu, "value", gpu)  # a parsed Resource or the plain number
-    return slots_of(given.cores or given.nodes, TRAIN_THREADS, int(gpu) if gpu else None)
+    """Runs of one group that may train at once (`--config slots=N`, default 1: batches of
+    runs_per_job runs). Read from the config, not from --cores: the batches are the jobs' params,
+    so a grouping that followed --cores would make a later `snakemake -n`, or a rerun with other
+    cores, see every regrouped job as changed and plan it again."""
+    return slots_of(int(config.get("slots", 1)), 1, None)
 
 
 SLOTS = given_slots()

@@ -55,6 +55,16 @@ def train(code: Path, out: Path, overrides: list[str], cache: Path) -> tuple[dic
     return metrics, history
 
 
+def flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_a_cpu_run_has_the_numbers_it_had_before_the_gpu_levers(name, tmp_path, fashion_cache):
     known = subprocess.run(["git", "cat-file", "-e", BEFORE], cwd=ROOT, capture_output=True)
@@ -65,5 +75,10 @@ def test_a_cpu_run_has_the_numbers_it_had_before_the_gpu_levers(name, tmp_path, 
     metrics_now, history_now = train(ROOT, tmp_path / "b", RUNS[name], fashion_cache)
     # the config hash may differ (a new key outside the numbers); every number may not
     metrics_before.pop("config_hash", None), metrics_now.pop("config_hash", None)
+    # keys added to the config since (e.g. model.batchnorm.momentum at its default) are not
+    # numbers; every key both configs have must agree
+    config_before, config_now = flat(metrics_before.pop("config")), flat(metrics_now.pop("config"))
+    shared = config_before.keys() & config_now.keys()
+    assert {k: config_now[k] for k in shared} == {k: config_before[k] for k in shared}
     assert metrics_now == metrics_before
     pd.testing.assert_frame_equal(history_now, history_before, check_exact=True)

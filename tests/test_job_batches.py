@@ -57,25 +57,26 @@ def small(tmp_path_factory):
 
 
 @pytest.mark.slow  # dry runs of the workflow: 10-30 s each
-def test_six_runs_on_two_cores_are_two_jobs(small):
-    counts = job_counts(small, "--cores", "2", "--config", "scale=smoke")
+def test_six_runs_on_two_slots_are_two_jobs(small):
+    counts = job_counts(small, "--cores", "2", "--config", "scale=smoke", "slots=2")
     assert counts["train"] == 2 and counts["shift"] == 2
-    assert job_counts(small, "--cores", "1", "--config", "scale=smoke")["train"] == 1
+    assert job_counts(small, "--cores", "2", "--config", "scale=smoke")["train"] == 1
+    # --cores alone never regroups: a later dry run finds the same jobs
+    assert job_counts(small, "--cores", "16", "--config", "scale=smoke")["train"] == 1
 
 
 @pytest.mark.slow  # dry runs of the workflow: 10-30 s each
-def test_a_gpu_study_gets_a_job_per_gpu_slot_within_the_cores(small):
-    args = ("--config", "scale=full", "--cores", "16")
-    # full scale: 16 runs on cuda (batchnorm 6 seeds, the others 5); the GPU slots cap the
-    # jobs, not the cores
-    assert job_counts(small, *args, "--resources", "gpu=3")["train"] == 3
-    assert job_counts(small, *args, "--resources", "gpu=16")["train"] == 16
+def test_a_gpu_study_gets_a_job_per_gpu_slot(small):
+    args = ("--cores", "16", "--resources", "gpu=16", "--config", "scale=full")
+    # full scale: 16 runs on cuda (batchnorm 6 seeds, the others 5)
+    assert job_counts(small, *args, "slots=3")["train"] == 3
+    assert job_counts(small, *args, "slots=16")["train"] == 16
 
 
 @pytest.mark.slow  # dry runs of the workflow: 10-30 s each
 def test_a_study_of_27_runs_keeps_16_cores_busy(tmp_path):
     study = copy_workflow(tmp_path, {"schedules": None})
-    counts = job_counts(study, "--cores", "16", "--config", "scale=default")
+    counts = job_counts(study, "--cores", "16", "--config", "scale=default", "slots=16")
     assert counts["train"] >= 14  # 37 runs at this scale (27 when the issue was filed): 16 jobs
 
 
