@@ -124,8 +124,13 @@ def test_a_changed_test_a_changed_ablation_and_other_seeds_are_each_caught(study
     assert "tiny changed after the record" in check.mismatches(built, loaded, ablations, runs)[0][1]
 
 
-def _git(repo, *args):
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+def _git(repo, *args) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    return done.stdout.decode().strip()
+
+
+def _head(repo) -> str:
+    return _git(repo, "rev-parse", "HEAD")
 
 
 def test_a_record_committed_with_the_runs_is_not_a_pre_registration(study, tmp_path):
@@ -139,17 +144,13 @@ def test_a_record_committed_with_the_runs_is_not_a_pre_registration(study, tmp_p
     record.write(built, out)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "record")
-    at = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    at = _head(repo)
     same = check.status(repo, claims, ablations, runs, at, out)
     assert same["commit"] is None and "not before the runs' commit" in same["mismatched"][0][1]
     (repo / "runs.txt").write_text("the runs")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "runs")
-    later = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    later = _head(repo)
     ok = check.status(repo, claims, ablations, runs, later, out)
     assert ok == {"commit": at, "mismatched": []}
     out.write_text(out.read_text() + "# edited\n")  # an uncommitted edit of the record
