@@ -110,7 +110,7 @@ def shift_files():
     return [
         run_path("shift.csv", r.ablation, r.variant, r.seed)
         for r in PLAN.runs
-        if ABLATIONS[r.ablation].shift
+        if r.variant in ABLATIONS[r.ablation].shift
     ]
 
 
@@ -207,7 +207,12 @@ def batched(jobs, most):
 TRAIN_BATCHES = batched(PLAN.runs, RUNS_PER_JOB)
 TUNING_BATCHES = batched(PLAN.tuning, RUNS_PER_JOB)
 # Shift evaluations follow the training batches: a batch's saved models are scored by one job.
-SHIFT_BATCHES = [b for b in TRAIN_BATCHES if ABLATIONS[b[0].ablation].shift]
+# A batch keeps only the runs of the variants its ablation scores under shift.
+SHIFT_BATCHES = [
+    kept
+    for kept in ([r for r in b if r.variant in ABLATIONS[r.ablation].shift] for b in TRAIN_BATCHES)
+    if kept
+]
 
 
 def run_dir(run):

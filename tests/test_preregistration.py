@@ -97,7 +97,7 @@ def test_the_record_names_each_claims_test_seeds_and_power(study):
     (c,) = built["claims"]
     assert c["test"] == "difference" and c["margin"] == 0.5 and c["ablation"] == "tiny"
     assert c["seeds"] == {"none": 4, "dropout": 4}
-    assert built["seeds"]["tiny"]["none"] == [200, 201, 202, 203]  # the default scale's fresh base
+    assert built["seeds"]["tiny"]["none"] == [300, 301, 302, 303]  # the default scale's fresh base
     assert c["power"]["pilot"] == "pilot" and c["power"]["seeds_planned"] == 4
     assert c["power"]["powered_at_margin"] == (c["power"]["seeds_needed"] <= 4)
 

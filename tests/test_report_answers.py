@@ -18,7 +18,13 @@ from study.paths import STUDY_ROOT
 from study.report import build_context, write_report
 from study.report.answers import interaction_sentence, undecided_reason
 from study.report.context import study_status
-from study.report.method import chosen_values, deviations, overrides_as_used, seeds_used
+from study.report.method import (
+    chosen_values,
+    deviations,
+    method_line,
+    overrides_as_used,
+    seeds_used,
+)
 
 NUMBER = re.compile(r"[+\-−]?\d[\d,]*(?:\.\d+)?\s?(?:pp|%)")
 
@@ -114,6 +120,14 @@ def test_chosen_values_come_from_the_selection_with_their_grid_edge(built, tmp_p
     assert chosen["adam"]["at_edge"]  # computed from the grid: the largest point
     assert chosen["lion"]["at_edge"]  # the selection's own flag
     assert chosen["sgd"]["grid"] == "0.003, 0.1, 3"
+    section = {"seeds_used": {"text": "3"}, "n_variants": 2, "baseline": "sgd", "seeds": 3}
+    assert "2 of 3 chosen values on the edge" in method_line(
+        {**section, "chosen": list(chosen.values())}
+    )
+    inside = [{"variant": "aug", "key": "augment.shift", "at_edge": False, "range_end": True}]
+    assert method_line({**section, "chosen": inside}).endswith(
+        "(every chosen value inside its grid; aug's augment.shift at 0, the end of its range)."
+    )
     # The Method lists the value used, not the ablation file's value (the middle of the grid).
     variants = [{"variant": "adam", "overrides": "optim=adam optim.lr=0.1"},
                 {"variant": "sgd", "overrides": "(the common settings)"},

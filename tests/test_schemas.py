@@ -93,7 +93,11 @@ def test_schemas_list_the_names_the_code_knows():
          "overrides such as [model.dropout=0.5]"),
         ({"tune": {"factors": [1, float("inf")]}},
          "x.yaml: tune.factors[1]=inf must be a positive (finite) number"),
-        ({"shift": "yes"}, "x.yaml: shift='yes' must be true or false"),
+        (
+            {"shift": "yes"},
+            "x.yaml: shift='yes' must be true, false or a list of variant names,"
+            " e.g. [batchnorm, batchrenorm]",
+        ),
     ],
 )  # fmt: skip
 def test_first_violation_is_one_line_naming_file_key_and_fix(data, message):

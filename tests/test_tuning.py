@@ -40,6 +40,19 @@ def test_winner_on_the_grid_edge_is_flagged():
     assert chosen["diverged"] == [0.1]
 
 
+def test_a_winner_at_zero_is_the_end_of_its_range_not_a_grid_edge():
+    # A shift of 0 pixels (flips alone) cannot be extended below: flagged as the range's end, not
+    # as an edge that may hide the optimum. The same winner at 1, the lowest of a grid that could
+    # go lower, is an edge.
+    acc = {0: 0.87, 1: 0.86, 2: 0.84}
+    pts = [point("aug", v, 0.4, val_acc=a, key="augment.shift") for v, a in acc.items()]
+    chosen = select(pts, "val_acc")["aug"]
+    assert chosen["chosen"] == 0 and not chosen["at_edge"] and chosen["edge"] == "range end"
+    above = [point("aug", v + 1, 0.4, val_acc=a, key="augment.shift") for v, a in acc.items()]
+    chosen = select(above, "val_acc")["aug"]
+    assert chosen["chosen"] == 1 and chosen["at_edge"] and chosen["edge"] == "lowest"
+
+
 def test_diverged_points_rank_last_even_with_a_small_recorded_loss():
     pts = [point("sgd", 0.1, 0.8), point("sgd", 1.0, 0.01, "diverged")]
     assert select(pts)["sgd"]["lr"] == 0.1

@@ -82,7 +82,9 @@ class Ablation:
     variants: dict[str, list[str]] = field(default_factory=dict)
     grid: dict[str, list] = field(default_factory=dict)
     tune: dict | None = None
-    shift: bool = False
+    # The variants whose saved models are also scored under test-time shift (all of them for
+    # ``shift: true``, none for false): each is a full pass over the shifted test sets per run.
+    shift: tuple[str, ...] = ()
     figures: list[str] = field(default_factory=list)
     compare: list[Comparison] = field(default_factory=list)
     scales: list[str] | None = None  # the scales it runs at (None: every scale)
@@ -220,13 +222,25 @@ def parse_ablation(path: Path, data) -> Ablation:
         variants=variants,
         grid=dict(data.get("grid") or {}),
         tune=tune,
-        shift=data.get("shift", False),
+        shift=_shifted_variants(path, data.get("shift", False), variants),
         figures=list(data.get("figures") or []),
         compare=_comparisons(path, data.get("compare"), variants, baseline),
         scales=data.get("scales"),
         scales_reason=" ".join(str(data.get("scales_reason") or "").split()),
         tuned_from=data.get("tuned_from"),
     )
+
+
+def _shifted_variants(path: Path, shift, variants: dict) -> tuple[str, ...]:
+    """``shift: true`` scores every variant under shift, a list only the variants it names."""
+    if shift is True:
+        return tuple(variants)
+    if not shift:
+        return ()
+    unknown = sorted(set(shift) - set(variants))
+    if unknown:
+        raise _fail(path, f"shift names {unknown}, which are not variants; fix the names")
+    return tuple(v for v in variants if v in shift)
 
 
 def _comparisons(path: Path, compare, variants: dict, baseline: str) -> list[Comparison]:

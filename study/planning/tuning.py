@@ -112,7 +112,7 @@ def select(points: list[dict], metric: str = "val_loss") -> dict[str, dict]:
             "lr": chosen if key == "optim.lr" else None,
             "metric": metric,
             "value": (raw if metric.endswith("loss") else -raw) if raw is not None else None,
-            "at_edge": usable and best in (values[0], values[-1]),
+            "at_edge": usable and best in (values[0], values[-1]) and not _range_end(values, best),
             "edge": _edge(values, best) if usable else "",
             "all_diverged": not usable,
             "grid": values,
@@ -122,8 +122,18 @@ def select(points: list[dict], metric: str = "val_loss") -> dict[str, dict]:
     return selection
 
 
+def _range_end(values: list[float], best: float) -> bool:
+    """A winner at 0, the grid's lowest point, is the end of the value's own range (the setting
+    off, or its smallest form: a shift of 0 pixels): no grid can extend past it, so it is not an
+    edge that hides the optimum."""
+    return best == values[0] == 0 and len(values) > 1
+
+
 def _edge(values: list[float], best: float) -> str:
-    """Which end of the grid the winner sits on ('lowest', 'highest'), or '' when inside."""
+    """Which end of the grid the winner sits on ('lowest', 'highest', or 'range end' for 0, the
+    end of the value's own range), or '' when inside."""
+    if _range_end(values, best):
+        return "range end"
     if best == values[-1] and len(values) > 1:
         return "highest"
     return "lowest" if best == values[0] else ""

@@ -67,6 +67,7 @@ def chosen_values(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
                 "chosen": f"{chosen:g}" if _finite(chosen) else "none (every value diverged)",
                 "grid": ", ".join(f"{_num(g):g}" for g in entry.get("grid") or []),
                 "at_edge": _on_edge(entry),
+                "range_end": entry.get("edge") == "range end",
                 "metric": str(entry.get("metric", "")),
             }
         )
@@ -85,8 +86,15 @@ def method_line(section: dict[str, Any]) -> str:
         keys = ", ".join(dict.fromkeys(c["key"] for c in chosen))
         edge = sum(c["at_edge"] for c in chosen)
         line += f"; {keys} tuned per variant on the validation split"
+        ends = [c for c in chosen if c.get("range_end")]
         if edge:
             line += f" ({edge} of {len(chosen)} chosen values on the edge of their grid)"
+        elif chosen:
+            line += " (every chosen value inside its grid"
+            line += "".join(
+                f"; {c['variant']}'s {c['key']} at 0, the end of its range" for c in ends
+            )
+            line += ")"
     return line + "."
 
 

@@ -67,6 +67,8 @@ def _selection_rows(scale_dir: Path, ablation: Any) -> list[dict[str, Any]]:
             note.append("every rate diverged")
         elif str(r.get("at_edge")) == "True":
             note.append("best value on the edge of the grid")
+        elif str(r.get("edge")) == "range end":
+            note.append("best value 0, the end of its range")
         n_div = int(_num(r.get("n_diverged"))) if _finite(r.get("n_diverged")) else 0
         if n_div:
             note.append(f"{n_div} rate{'s' if n_div > 1 else ''} diverged")
