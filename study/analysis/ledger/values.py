@@ -52,6 +52,23 @@ def tables_from_frames(tables, scale_dir: Path) -> ClaimTables:
     )
 
 
+def experiment_table(
+    t: ClaimTables, c: dict, default_file: str, contract: contracts.Contract, fix: str
+) -> pd.DataFrame | None:
+    """A synthetic experiment's table in the scale folder (the claim's ``file`` or
+    ``default_file``), checked against its contract; None when the experiment has not run, one
+    clear ClaimsError ending in ``fix`` when the file breaks its contract."""
+    path = t.scale_dir / c.get("file", default_file)
+    if not path.exists():
+        return None
+    try:
+        df = contracts.read_csv(path, contract)
+        contracts.require_columns(df, contract, path)
+    except contracts.ContractError as e:
+        raise ClaimsError(f"{e}; {fix}") from None
+    return df
+
+
 def _metric_label(c: dict) -> str:
     metric, source = c["metric"], c.get("source", "runs")
     if source == "history" and "at_epoch" in c:

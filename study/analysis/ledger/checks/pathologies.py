@@ -16,10 +16,9 @@ from scipy import stats as sps
 
 from study import contracts
 from study.analysis.ledger.checks.second_order import _log_ratio_estimate
-from study.analysis.ledger.claims_file import ClaimsError
 from study.analysis.ledger.kinds import _not_tested, describe
 from study.analysis.ledger.rule import Estimate
-from study.analysis.ledger.values import ClaimTables
+from study.analysis.ledger.values import ClaimTables, experiment_table
 from study.analysis.stats import NAN, fmt, mean_ci
 from study.experiments.pathologies import fits
 
@@ -27,15 +26,7 @@ FILE = "pathologies.csv"
 
 
 def _table(t: ClaimTables, c: dict) -> pd.DataFrame | None:
-    path = t.scale_dir / c.get("file", FILE)
-    if not path.exists():
-        return None
-    try:
-        df = contracts.read_csv(path, contracts.PATHOLOGIES)
-        contracts.require_columns(df, contracts.PATHOLOGIES, path)
-    except contracts.ContractError as e:
-        raise ClaimsError(f"{e}; rerun the pathologies experiment") from None
-    return df
+    return experiment_table(t, c, FILE, contracts.PATHOLOGIES, "rerun the pathologies experiment")
 
 
 def _fit(df: pd.DataFrame, c: dict) -> dict:

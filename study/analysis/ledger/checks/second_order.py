@@ -14,20 +14,12 @@ from study import contracts
 from study.analysis.ledger.claims_file import ClaimsError
 from study.analysis.ledger.kinds import _not_tested, describe
 from study.analysis.ledger.rule import Estimate
-from study.analysis.ledger.values import ClaimTables, _matches
+from study.analysis.ledger.values import ClaimTables, _matches, experiment_table
 from study.analysis.stats import NAN, fmt, mean_ci
 
 
 def _second_order_table(t: ClaimTables, c: dict) -> pd.DataFrame | None:
-    path = t.scale_dir / c.get("file", "second_order.csv")
-    if not path.exists():
-        return None
-    try:
-        df = contracts.read_csv(path, contracts.SECOND_ORDER)
-        contracts.require_columns(df, contracts.SECOND_ORDER, path)
-    except contracts.ContractError as e:
-        raise ClaimsError(f"{e}; rerun the benchmark") from None
-    return df
+    return experiment_table(t, c, "second_order.csv", contracts.SECOND_ORDER, "rerun the benchmark")
 
 
 def _methods(df: pd.DataFrame, c: dict) -> tuple[str, list[str]]:
