@@ -187,8 +187,14 @@ def test_history_marks_a_claim_and_the_rule_drops_before_the_data(built, tmp_pat
 
 
 def test_the_header_is_confirmatory_only_on_a_matching_record(built):
-    assert built["context"]["status"]["text"] == "exploratory"
-    assert 'id="study-status">Scale: <b>smoke</b> · <b>exploratory</b>' in built["html"]
+    # a reason of the whole study is said once, not as the inputs of a claim called "*"
+    whole = "exploratory (no claims file or no ablations)"
+    assert built["context"]["status"]["text"] == whole
+    assert built["context"]["status"]["mismatched"] == []
+    assert f'id="study-status">Scale: <b>smoke</b> · <b>{whole}</b>' in built["html"]
+    other_scale = study_status({"commit": None, "mismatched": [("*", "the record is of X")]})
+    assert other_scale == {"confirmatory": False, "text": "exploratory (the record is of X)",
+                           "mismatched": []}  # fmt: skip
     assert study_status({"commit": "a" * 40, "mismatched": []})["text"] == (
         "confirmatory (pre-registered at aaaaaaaaaaaa)"
     )

@@ -183,7 +183,8 @@ def preregistration_status(
         return {"commit": None, "mismatched": [("*", "no claims file or no ablations")]}
     recorded = (yaml.safe_load(path.read_text()) or {}).get("scale") if path.exists() else None
     if recorded and recorded != scale:
-        return {"commit": None, "mismatched": [("*", f"the record is of the {recorded} scale")]}
+        reason = f"the pre-registration record is of the {recorded} scale"
+        return {"commit": None, "mismatched": [("*", reason)]}
     commits = {c for c in ledger.get("commit", []) if isinstance(c, str) and c}
     runs_commit = commits.pop() if len(commits) == 1 else None
     folder = Path(next(iter(ablations.values())).path).parent
@@ -194,12 +195,18 @@ def study_status(prereg: dict[str, Any]) -> dict[str, Any]:
     """The header's word for the study: confirmatory only when a record exists and every claim's
     inputs match it; otherwise exploratory, naming the claims that differ from the record."""
     confirmatory = bool(prereg.get("commit")) and not prereg.get("mismatched")
+    mismatched = [{"id": i, "reason": r} for i, r in prereg.get("mismatched") or []]
+    # A reason that holds for the whole study (another scale, no claims) is said once, in the
+    # status itself, rather than as the inputs of a claim called "*".
+    whole = [m["reason"] for m in mismatched if m["id"] == "*"]
+    if confirmatory:
+        text = f"confirmatory (pre-registered at {str(prereg['commit'])[:12]})"
+    else:
+        text = f"exploratory ({'; '.join(whole)})" if whole else "exploratory"
     return {
         "confirmatory": confirmatory,
-        "text": f"confirmatory (pre-registered at {str(prereg['commit'])[:12]})"
-        if confirmatory
-        else "exploratory",
-        "mismatched": [{"id": i, "reason": r} for i, r in prereg.get("mismatched") or []],
+        "text": text,
+        "mismatched": [m for m in mismatched if m["id"] != "*"],
     }
 
 
