@@ -172,7 +172,19 @@ def shift_definitions(shift: pd.DataFrame | None, settings: Path = SHIFT_SETTING
         ),
         "adabn": "AdaBN (Li et al. 2016): the normalization statistics re-estimated on the shifted "
         "inputs, without labels",
+        "scored": _scored_variants(shift),
     }
+
+
+def _scored_variants(shift: pd.DataFrame | None) -> str:
+    """Which variants' models the shift table scores, per ablation ("normalization: batchnorm,
+    batchrenorm"): an ablation's file may score only some (its ``shift:`` list)."""
+    if shift is None or not {"ablation", "variant"} <= set(shift.columns):
+        return ""
+    pairs = shift[["ablation", "variant"]].drop_duplicates()
+    return "; ".join(
+        f"{ablation}: {', '.join(rows['variant'])}" for ablation, rows in pairs.groupby("ablation")
+    )
 
 
 def prior_shift(
