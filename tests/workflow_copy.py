@@ -74,8 +74,11 @@ def copy_workflow(
 
 
 def _keep_only(spec: dict, keep: set[str]) -> None:
-    """Drop what names a removed variant: its tuning search, its own seed count and its places
-    in ``compare`` (a group left with fewer than two variants goes)."""
+    """Drop what names a removed variant: its tuning search, its own seed count, its place in a
+    ``shift`` list and its places in ``compare`` (a group left with fewer than two variants
+    goes)."""
+    if isinstance(spec.get("shift"), list):
+        spec["shift"] = [v for v in spec["shift"] if v in keep] or False
     searches = (spec.get("tune") or {}).get("variants")
     if searches:
         spec["tune"]["variants"] = {v: s for v, s in searches.items() if v in keep}
