@@ -164,14 +164,33 @@ def abstract(context: dict[str, Any]) -> list[str]:
     return text
 
 
+# Metric and unit names of the claims file (conf/claims.yaml) in the words of the text.
+METRIC_WORDS = {
+    "test_acc": "test accuracy",
+    "gap_acc": "the generalization gap",
+    "test_loss": "the test loss",
+    "train_loss": "the training loss",
+    "val_loss": "the validation loss",
+    "weight_sparsity": "the share of weights near zero",
+}
+UNIT_WORDS = {
+    "pp": "accuracy points",
+    "loss": "nats",
+    "x": "a ratio",
+    "s": "seconds",
+    "fraction": "",
+}
+
+
 def _regime(claim: dict[str, Any]) -> str:
     """The likely reason for a disagreement: the claim's own note, else the facts that bound
     what it could show (metric, seeds and the smallest detectable effect); the regime, common to
     every claim, is said once before the list."""
     if claim.get("note"):
         return claim["note"]
-    parts = [f"measured as {claim['metric'].replace('_', ' ') or 'its metric'}"
-             f"{' in ' + claim['unit'] if claim.get('unit') else ''}"]  # fmt: skip
+    metric = METRIC_WORDS.get(claim["metric"], claim["metric"].replace("_", " ") or "its metric")
+    unit = UNIT_WORDS.get(claim.get("unit") or "", claim.get("unit") or "")
+    parts = [f"measured as {metric}{' in ' + unit if unit else ''}"]
     if claim.get("seeds"):
         parts.append(f"{claim['seeds']} seeds")
     mde, margin = _num(claim.get("mde_raw")), _num(claim.get("margin_raw"))
@@ -188,7 +207,7 @@ def _regime(claim: dict[str, Any]) -> str:
             f"margin {claim['margin']}: too small a budget to tell"
         )
     elif claim.get("mde"):
-        parts.append(f"smallest effect detectable with 80% power {claim['mde']}")
+        parts.append(f"80% power to detect {claim['mde']}")
     return "; ".join(p for p in parts if p)
 
 
