@@ -117,13 +117,35 @@ def test_abstract_is_written_from_the_claims_and_effects(built):
     abstract = " ".join(context["abstract"])
     assert abstract.startswith("Do the rules of thumb")  # the question comes first
     assert f"{context['provenance']['n_runs']} training runs" in abstract
-    assert "Of the course's 3 statements tested, 1 held." in abstract
+    # The setting in words, from the runs' configs (every run of the fixture: 1,000 images).
+    trained = "We trained residual MLPs on 1,000 Fashion-MNIST training images for 4 epochs"
+    assert trained in abstract
+    assert "resmlp" not in abstract and "fashion_mnist" not in abstract
+    # Claims are counted as claims (no statements file here: no count of the course's statements).
+    assert "Of 3 claims, 1 held, 1 could not be decided and 1 could not be tested here." in abstract
     assert "could not decide “Claims are text" in abstract
-    # The largest clear effect on test accuracy, in words and numbers.
-    assert "Dropout improves test accuracy (+2.77 pp [+1.49 pp, +4.05 pp])" in abstract
+    # The largest effect among the claims that held, in words and numbers.
+    assert "“Dropout improves test accuracy” (+2.77 pp [+1.49 pp, +4.05 pp])" in abstract
     assert "changed test accuracy by" not in abstract  # no list of raw comparisons
     assert context["discussion"]["held"][0]["effect"] == "+2.77 pp [+1.49 pp, +4.05 pp]"
     assert any("Claims this scale cannot test" in item for item in context["limitations"])
+
+
+def test_markdown_lists_and_headings_stand_on_their_own_lines(built):
+    md = built["md"]
+    # Each verdict of the claims list is its own list item, not run into the one before it.
+    items = re.findall(r"^- \*\*(supported|inconclusive|not tested)\*\* \(1\): ", md, re.M)
+    assert items == ["supported", "inconclusive", "not tested"]
+    assert ".- **" not in md
+    # Every heading follows a blank line or its own anchor (a paragraph that ended in a loop
+    # ran into the next heading).
+    for heading in re.finditer(r"^#{2,4} .*$", md, re.M):
+        before = md[: heading.start()]
+        assert before.endswith("\n\n") or re.search(r"\n<a id=\"[\w-]+\"></a>\n$", before), (
+            heading.group(0)
+        )
+    # The HTML keeps the same items.
+    assert built["html"].count('<li><span class="verdict') == 3
 
 
 def test_method_lists_each_ablations_settings_from_its_runs(built):

@@ -255,3 +255,100 @@ def test_a_report_of_some_ablations_counts_and_lists_only_their_runs(built, tmp_
     assert "over 1 ablation," in " ".join(context["abstract"])
     write_report(context, tmp_path / "paper")
     assert set(pd.read_csv(tmp_path / "paper" / "runs.csv")["ablation"]) == {"optimizers"}
+
+
+def _runs(sizes_by_ablation: dict[str, list[int]], epochs: list[int]):
+    import pandas as pd
+
+    rows = [{"ablation": a, "config.data.n_train": n, "config.data.name": "fashion_mnist",
+             "config.model.name": "resmlp"} for a, sizes in sizes_by_ablation.items()
+            for n in sizes]  # fmt: skip
+    runs = pd.DataFrame(rows)
+    runs["config.train.epochs"] = [epochs[i % len(epochs)] for i in range(len(runs))]
+    return runs
+
+
+def test_the_setting_is_a_phrase_a_person_writes_from_the_runs():
+    from study.report.setting import setting
+
+    # Most runs use 10,000 images; the overfitting ablation also varies the size.
+    runs = _runs({"regularization": [10000] * 6, "overfitting": [10000] * 3 + [2500] * 2},
+                 epochs=[10, 3, 8, 15])  # fmt: skip
+    assert setting(runs)["text"] == (
+        "residual MLPs on 10,000 Fashion-MNIST training images (2,500 in the data-size "
+        "comparison) for 3 to 15 epochs"
+    )
+    # The size most runs used leads, whichever it is; a size only one ablation uses is named by it.
+    other = _runs({"regularization": [2500] * 6, "shift": [10000] * 2}, epochs=[5])
+    assert setting(other)["text"] == (
+        "residual MLPs on 2,500 Fashion-MNIST training images (10,000 in shift) for 5 epochs"
+    )
+    assert setting(other)["images"] == "2,500 training images (10,000 in shift)"
+    assert setting(other.iloc[:0])["text"] == ""
+
+
+def test_the_largest_effects_are_those_of_claims_that_held():
+    from study.report.answers import largest_effects, short_name
+
+    def claim(cid, effect, verdict, test="difference", unit="pp"):
+        return {"id": cid, "claim": f"{cid}: measured so.", "effect_raw": effect,
+                "verdict": verdict, "test": test, "unit": unit}  # fmt: skip
+
+    claims = [
+        claim("held_small", 0.7, "supported"),
+        claim("contradicted_large", -6.9, "contradicted"),  # larger, but not a finding that held
+        claim("held_large", 32.2, "supported"),
+        claim("equivalent", 5.0, "supported", test="equivalence"),
+        claim("in_nats", 9.0, "supported", unit="loss"),
+        claim("held_middle", 2.75, "supported"),
+        claim("held_fourth", 1.9, "supported"),
+    ]
+    largest = [c["id"] for c in largest_effects(claims)]
+    assert largest == ["held_large", "held_middle", "held_fourth"]
+    assert short_name(claims[0]) == "held_small"  # up to the colon
+    # A planted contradiction would be caught: the old rule took every decided claim.
+    assert "contradicted_large" not in [c["id"] for c in largest_effects(claims, n=7)]
+
+
+def test_the_discussion_says_the_regime_once_not_in_each_reason():
+    from study.report.answers import disagreements
+
+    regime = "residual MLPs on 10,000 Fashion-MNIST training images for 3 to 15 epochs"
+    claims = [{"id": f"c{i}", "claim": "A claim.", "verdict": "no meaningful effect",
+               "test": "difference", "effect": "+0.1 pp", "ci": "[-0.2 pp, +0.4 pp]",
+               "margin": "±1.00 pp", "metric": "test_acc", "unit": "pp", "seeds": "3",
+               "mde": "0.4 pp", "mde_raw": 0.4, "margin_raw": 1.0} for i in range(3)]  # fmt: skip
+    out = disagreements(claims, regime)
+    assert out["regime"] == regime
+    assert len(out["disagree"]) == 3
+    assert all(regime not in c["reason"] for c in out["disagree"])
+    assert out["disagree"][0]["reason"] == (
+        "measured as test accuracy in accuracy points; 3 seeds; 80% power to detect 0.4 pp"
+    )
+
+
+def test_the_claims_forest_is_drawn_a_page_high_in_two_columns_with_every_label():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from study.figures.forest import draw_ledger_forest, ledger_rows
+
+    units = ["pp"] * 22 + ["fraction"] * 5 + ["loss"] * 9 + ["epochs"] * 2 + ["x"] * 10
+    units += ["exponent"] * 9
+    ids = [f"claim_{i}_of_the_ledger_with_a_long_name" if i == 3 else f"claim_{i}"
+           for i in range(len(units))]  # fmt: skip
+    ledger = pd.DataFrame({"id": ids, "unit": units, "effect": 0.5, "lo": 0.2, "hi": 0.8,
+                           "margin": 1.0, "verdict": "supported"})  # fmt: skip
+    fig = draw_ledger_forest(ledger_rows(ledger))
+    width, height = fig.get_size_inches()
+    # Drawn at about its print size (a text width, under a page), so its fonts print as set.
+    assert width <= 7.0 and height <= 9.5, (width, height)
+    columns = {round(ax.get_position().x0, 2) for ax in fig.axes}
+    assert len(fig.axes) == 6 and len(columns) == 2
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert sorted(labels) == sorted(i.replace("ledger_with", "ledger_\nwith") for i in ids)
+    # The legend lies below every panel, over none of them.
+    fig.canvas.draw()
+    legend = fig.legends[0].get_window_extent()
+    assert all(legend.y1 <= ax.get_window_extent().y0 + 1 for ax in fig.axes)
+    plt.close(fig)

@@ -85,13 +85,16 @@ def _off_scale(ax, r, y: float, left: float, right: float, colour: str) -> None:
     """An effect past the axis: an arrow at the edge it lies beyond, and its value and interval."""
     edge, arrow, align = (right, ">", "right") if r.effect > right else (left, "<", "left")
     ax.plot([edge], [y], marker=arrow, color=colour, ms=8, ls="none", zorder=3)
-    text = f"{r.effect:.3g} [{r.lo:.3g}, {r.hi:.3g}], off the scale"
-    inset = -0.03 if align == "right" else 0.03
-    ax.text(edge + inset * (right - left), y, text, ha=align, va="center", fontsize=7.5,
-            color=colour, bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})  # fmt: skip
+    # The arrow says it is off the scale; the text stays inside the axes (clipped, and left out
+    # of the layout) so that it can cover neither a label nor another panel.
+    text = f"{r.effect:.3g} [{r.lo:.3g}, {r.hi:.3g}]"
+    inset = -0.04 if align == "right" else 0.04
+    ax.text(edge + inset * (right - left), y, text, ha=align, va="center", fontsize=6.5,
+            color=colour, clip_on=True, in_layout=False,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})  # fmt: skip
 
 
-def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
+def _panel(ax, rows: pd.DataFrame, unit: str, fontsize: float = 8) -> None:
     """One unit's rows, top to bottom: margin band, interval, point."""
     log = unit == "x"
     n = len(rows)
@@ -124,10 +127,24 @@ def _panel(ax, rows: pd.DataFrame, unit: str) -> None:
         ax.set_xscale("log")
     ax.set_xlim(left, right)
     ax.set_yticks(range(n))
-    ax.set_yticklabels(list(rows["label"])[::-1], fontsize=8)
+    ax.set_yticklabels(list(rows["label"])[::-1], fontsize=fontsize)
     ax.set_ylim(-0.6, n - 0.4)
-    ax.set_xlabel(UNIT_LABELS.get(unit, unit), fontsize=9)
+    ax.set_xlabel(UNIT_LABELS.get(unit, unit), fontsize=fontsize + 1)
+    ax.tick_params(axis="x", labelsize=fontsize)
     ax.grid(axis="y", visible=False)
+
+
+def _legend_handles(rows: pd.DataFrame) -> list:
+    handles = [
+        Line2D([], [], color=c, marker=mk, ls="-", lw=2, ms=7, label=v)
+        for v, (c, mk) in VERDICT_STYLE.items()
+        if v in set(rows["verdict"]) and v != "not tested"
+    ]
+    handles.append(Patch(color=BAND, label="±margin (smallest effect of interest)"))
+    handles.append(Line2D([], [], color="#7f7f7f", marker=">", ls="none", label="interval cut"))
+    if "test" in rows and (rows["test"] == "threshold").any():
+        handles.append(Line2D([], [], color="#555555", ls="--", label="threshold"))
+    return handles
 
 
 def draw_forest(rows: pd.DataFrame, group: str = "unit", title: str = "") -> Figure:
@@ -144,19 +161,67 @@ def draw_forest(rows: pd.DataFrame, group: str = "unit", title: str = "") -> Fig
         _panel(ax, part, str(part["unit"].iloc[0]))
         if group != "unit":
             ax.set_title(str(g), fontsize=9, loc="left")
-    handles = [
-        Line2D([], [], color=c, marker=mk, ls="-", lw=2, ms=7, label=v)
-        for v, (c, mk) in VERDICT_STYLE.items()
-        if v in set(rows["verdict"]) and v != "not tested"
-    ]
-    handles.append(Patch(color=BAND, label="±margin (smallest effect of interest)"))
-    handles.append(Line2D([], [], color="#7f7f7f", marker=">", ls="none", label="interval cut"))
-    if "test" in rows and (rows["test"] == "threshold").any():
-        handles.append(Line2D([], [], color="#555555", ls="--", label="threshold"))
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(handles=_legend_handles(rows), loc="lower center", ncol=3, fontsize=8,
+               frameon=False)  # fmt: skip
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.35 / (0.32 * sum(heights) + 1.3) + 0.04, 1, 1))
+    return fig
+
+
+# The ledger's plot is printed a page high and a text width wide (report.html.j2, figure.ledger):
+# drawn at that size, its fonts print at the sizes set here. Its panels (one per unit) go in two
+# columns, so that some sixty rows fit one page at a readable height each.
+LEDGER_WIDTH_IN = 7.0
+LEDGER_ROW_IN = 0.22
+LEDGER_PANEL_IN = 0.6  # a panel's axis, its label and the gap to the next
+LEDGER_FONT = 7.5
+LABEL_CHARS = 34  # a longer claim id is wrapped at an underscore onto a second line
+
+
+def _wrap(label: str, width: int = LABEL_CHARS) -> str:
+    """A long claim id on two lines, broken after the underscore nearest its middle."""
+    if len(label) <= width or "_" not in label:
+        return label
+    cuts = [i + 1 for i, ch in enumerate(label) if ch == "_"]
+    cut = min(cuts, key=lambda i: abs(i - len(label) / 2))
+    return label[:cut] + "\n" + label[cut:]
+
+
+def _two_columns(sizes: list[float]) -> list[list[int]]:
+    """The panels' indices in two columns of even heights: each panel, tallest first, goes to
+    the shorter column; within a column the panels keep their order."""
+    columns: list[list[int]] = [[], []]
+    heights = [0.0, 0.0]
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        shorter = heights.index(min(heights))
+        columns[shorter].append(i)
+        heights[shorter] += sizes[i]
+    return [sorted(c) for c in columns if c]
+
+
+def draw_ledger_forest(rows: pd.DataFrame) -> Figure:
+    """The claims ledger's forest plot: one panel per unit, in two columns, with the legend
+    below them all (never over a panel)."""
+    units = list(dict.fromkeys(rows["unit"]))
+    parts = [rows[rows["unit"] == u].assign(label=lambda r: r["label"].map(_wrap)) for u in units]
+    sizes = [len(p) * LEDGER_ROW_IN + LEDGER_PANEL_IN for p in parts]
+    columns = _two_columns(sizes)
+    height = max(sum(sizes[i] for i in column) for column in columns)
+    fig = plt.figure(figsize=(LEDGER_WIDTH_IN, height + 0.7), layout="constrained")
+    outer = fig.add_gridspec(1, len(columns))
+    for c, column in enumerate(columns):
+        # a shorter column is padded below with an empty slot, so its rows keep their height
+        ratios = [sizes[i] for i in column]
+        spare = height - sum(ratios)
+        if spare > 1e-6:
+            ratios.append(spare)
+        grid = outer[0, c].subgridspec(len(ratios), 1, height_ratios=ratios)
+        for slot, i in enumerate(column):
+            part = parts[i]
+            _panel(fig.add_subplot(grid[slot, 0]), part, str(part["unit"].iloc[0]), LEDGER_FONT)
+    fig.legend(handles=_legend_handles(rows), loc="outside lower center", ncol=3,
+               fontsize=LEDGER_FONT, frameon=False)  # fmt: skip
     return fig
 
 
@@ -172,7 +237,7 @@ def ledger_rows(ledger: pd.DataFrame) -> pd.DataFrame:
 def write_ledger_forest(ledger: pd.DataFrame, path: Path) -> Path:
     """The ledger's forest plot as ``path`` (.png, with an .svg beside it)."""
     with _style():
-        fig = draw_forest(ledger_rows(ledger), title="Claims: effect, 95% interval and margin")
+        fig = draw_ledger_forest(ledger_rows(ledger))
         _save_figure(fig, Path(path).parent, Path(path).stem)
     return Path(path)
 

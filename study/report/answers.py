@@ -75,24 +75,64 @@ def interaction_sentence(claims: list[dict[str, Any]], ablation: str) -> str:
     return f"{answer} (claim {c['id']}, {verdict}{': ' + numbers if numbers else ''})."
 
 
+def short_name(claim: dict[str, Any]) -> str:
+    """A claim in a few words to quote inside a sentence: its sentence up to a colon (the rest
+    states how it is measured), without the final full stop."""
+    return _sentence(claim).split(": ", 1)[0]
+
+
 def _names(claims: list[dict[str, Any]], at_most: int = 3) -> str:
-    """The claims quoted, at most ``at_most`` of them; the rest by number (the ledger has all)."""
-    quoted = "; ".join(f"“{_sentence(c)}”" for c in claims[:at_most])
+    """The claims quoted by their short names, at most ``at_most`` of them; the rest by number
+    (Figure 1 and the ledger have them all)."""
+    quoted = [f"“{short_name(c)}”" for c in claims[:at_most]]
     rest = len(claims) - at_most
-    return quoted + (f"; and {rest} more (see the claims table)" if rest > 0 else "")
+    if rest > 0:
+        quoted.append(f"{rest} more")
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def _largest(claims: list[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
-    """The largest clear effects in accuracy points among the decided claims."""
-    clear = [c for c in claims if c["verdict"] in ("supported", "contradicted")
-             and c.get("unit") == "pp" and _finite(c.get("effect_raw"))
-             and c.get("test") != "equivalence"]  # fmt: skip
-    return sorted(clear, key=lambda c: -abs(_num(c["effect_raw"])))[:n]
+# Verdicts as the abstract counts them, after "n claims".
+_COUNTED = (
+    ("supported", "held"),
+    ("contradicted", "were contradicted"),
+    ("no meaningful effect", "found no effect beyond their margin"),
+    ("inconclusive", "could not be decided"),
+    ("not tested", "could not be tested here"),
+)
+
+
+def largest_effects(claims: list[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
+    """The largest effects in accuracy points among the claims that held: a claim the data
+    contradict is no finding of the course's, and an equivalence or non-inferiority is no
+    effect."""
+    held = [c for c in claims if c["verdict"] == "supported" and c.get("unit") == "pp"
+            and _finite(c.get("effect_raw"))
+            and c.get("test") not in ("equivalence", "noninferiority")]  # fmt: skip
+    return sorted(held, key=lambda c: -abs(_num(c["effect_raw"])))[:n]
+
+
+def _tally(claims: list[dict[str, Any]], statements: dict[str, Any] | None) -> str:
+    """How many claims there are, how many of the course's statements they test, and how the
+    claims fared, in one sentence."""
+    n = len(claims)
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in {c["verdict"] for c in claims}}
+    fared = [f"{counts[v]} {words}" for v, words in _COUNTED if counts.get(v)]
+    fared += [f"{k} {v}" for v, k in counts.items() if v not in dict(_COUNTED)]
+    cover = (statements or {}).get("coverage")
+    if cover:
+        lead = (f"{n} claims test {cover['tested']} of the course's {cover['statements']} "
+                "testable statements; ")  # fmt: skip
+        first, rest = fared[0].split(" ", 1)
+        fared[0] = f"{first} claim{'s' if first != '1' else ''} {rest}"
+    else:
+        lead = f"Of {n} claims, "
+    listed = fared[0] if len(fared) == 1 else ", ".join(fared[:-1]) + " and " + fared[-1]
+    return f"{lead}{listed}."
 
 
 def abstract(context: dict[str, Any]) -> list[str]:
     """The abstract in sentences: the question, the setting, how the course's statements fared
-    (which did not hold, which could not be decided) and the largest clear effects."""
+    (which did not hold, which could not be decided) and the largest effects that held."""
     prov, claims = context["provenance"], context["claims"]
     n = len(context["sections"])
     runs = f"{prov['n_runs']} training runs over {n} ablation{'s' if n != 1 else ''}"
@@ -106,29 +146,51 @@ def abstract(context: dict[str, Any]) -> list[str]:
     ]
     by = {v: [c for c in claims if c["verdict"] == v] for v in {c["verdict"] for c in claims}}
     if claims:
-        held = len(by.get("supported", []))
-        text.append(f"Of the course's {len(claims)} statements tested, {held} held.")
+        text.append(_tally(claims, context.get("statements")))
         if by.get("contradicted"):
             text.append(f"The data contradict {_names(by['contradicted'])}.")
         if by.get("no meaningful effect"):
-            text.append("No effect larger than its margin was found for "
+            text.append("No effect beyond its margin was found for "
                         f"{_names(by['no meaningful effect'])}.")  # fmt: skip
         if by.get("inconclusive"):
             text.append(f"The study could not decide {_names(by['inconclusive'])}.")
-    largest = _largest(claims)
+    largest = largest_effects(claims)
     if largest:
-        parts = [f"{_sentence(c)} ({c['effect']} {c['ci']})" for c in largest]
-        text.append("The largest clear effects, in accuracy points: " + "; ".join(parts) + ".")
+        parts = [f"“{short_name(c)}” ({c['effect']} {c['ci']})" for c in largest]
+        listed = parts[0] if len(parts) == 1 else "; ".join(parts[:-1]) + "; and " + parts[-1]
+        text.append(
+            f"The largest effects among the claims that held, in accuracy points: {listed}."
+        )
     return text
 
 
-def _regime(claim: dict[str, Any], setting: str) -> str:
+# Metric and unit names of the claims file (conf/claims.yaml) in the words of the text.
+METRIC_WORDS = {
+    "test_acc": "test accuracy",
+    "gap_acc": "the generalization gap",
+    "test_loss": "the test loss",
+    "train_loss": "the training loss",
+    "val_loss": "the validation loss",
+    "weight_sparsity": "the share of weights near zero",
+}
+UNIT_WORDS = {
+    "pp": "accuracy points",
+    "loss": "nats",
+    "x": "a ratio",
+    "s": "seconds",
+    "fraction": "",
+}
+
+
+def _regime(claim: dict[str, Any]) -> str:
     """The likely reason for a disagreement: the claim's own note, else the facts that bound
-    what it could show (metric, setting, seeds and the smallest detectable effect)."""
+    what it could show (metric, seeds and the smallest detectable effect); the regime, common to
+    every claim, is said once before the list."""
     if claim.get("note"):
         return claim["note"]
-    parts = [f"measured as {claim['metric'].replace('_', ' ') or 'its metric'}"
-             f"{' in ' + claim['unit'] if claim.get('unit') else ''}", setting]  # fmt: skip
+    metric = METRIC_WORDS.get(claim["metric"], claim["metric"].replace("_", " ") or "its metric")
+    unit = UNIT_WORDS.get(claim.get("unit") or "", claim.get("unit") or "")
+    parts = [f"measured as {metric}{' in ' + unit if unit else ''}"]
     if claim.get("seeds"):
         parts.append(f"{claim['seeds']} seeds")
     mde, margin = _num(claim.get("mde_raw")), _num(claim.get("margin_raw"))
@@ -145,7 +207,7 @@ def _regime(claim: dict[str, Any], setting: str) -> str:
             f"margin {claim['margin']}: too small a budget to tell"
         )
     elif claim.get("mde"):
-        parts.append(f"smallest effect detectable with 80% power {claim['mde']}")
+        parts.append(f"80% power to detect {claim['mde']}")
     return "; ".join(p for p in parts if p)
 
 
@@ -170,19 +232,21 @@ def undecided_reason(claim: dict[str, Any]) -> str:
     return detail or "no interval could be computed"
 
 
-def disagreements(claims: list[dict[str, Any]], setting: str) -> dict[str, list[dict]]:
-    """The discussion: claim by claim where the study disagrees with the course (contradicted, or
-    no meaningful effect where the course claims one) with the likely reason; the undecided ones
-    with the ledger's reason; and the ones that held."""
+def disagreements(claims: list[dict[str, Any]], setting: str) -> dict[str, Any]:
+    """The discussion: the regime every verdict holds in, said once; then claim by claim where
+    the study disagrees with the course (contradicted, or no meaningful effect where the course
+    claims one) with the likely reason; the undecided ones with the ledger's reason; and the ones
+    that held."""
     disagree = [
         c for c in claims
         if c["verdict"] == "contradicted"
         or (c["verdict"] == "no meaningful effect" and c.get("test") != "equivalence")
     ]  # fmt: skip
     return {
+        "regime": setting,
         "disagree": [{"id": c["id"], "claim": _sentence(c), "verdict": c["verdict"],
                       "effect": " ".join(p for p in (c["effect"], c["ci"]) if p),
-                      "margin": c["margin"], "reason": _regime(c, setting)}
+                      "margin": c["margin"], "reason": _regime(c)}
                      for c in disagree],
         "undecided": [{"id": c["id"], "claim": _sentence(c), "reason": undecided_reason(c)}
                       for c in claims if c["verdict"] == "inconclusive"],

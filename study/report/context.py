@@ -48,6 +48,7 @@ from study.report.narrative import (
 from study.report.regimes import NO_REGIMES
 from study.report.runs import run_ledger, run_rows, study_provenance
 from study.report.sections import _ablation_context, _display_width, mark_equivalences
+from study.report.setting import setting
 
 TITLE = "How neural networks are trained: a reproducible benchmark of training techniques"
 # The course's order of topics: the paper's sections follow it; an ablation not listed comes after
@@ -101,20 +102,6 @@ def _setup(runs: pd.DataFrame) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in facts if v]
 
 
-def _setting(setup: list[dict[str, str]]) -> str:
-    """The regime in a few words (model, training images, epochs), for the discussion."""
-    facts = {f["key"]: f["value"] for f in setup}
-    n_train = facts.get("Training images (subsample of the official training set)")
-    if not facts.get("Model"):
-        return ""
-    text = f"{facts['Model']} networks"
-    if n_train:
-        text += f" on {n_train} {facts.get('Dataset', '')} training images".replace("  ", " ")
-    if facts.get("Epochs"):
-        text += f" for {facts['Epochs']} epochs"
-    return text
-
-
 def ordered(ablations: dict[str, Any], order: tuple[str, ...] = COURSE_ORDER) -> list[Any]:
     """The ablations in the paper's order: those named in ``order`` first, then the rest."""
     rank = {name: i for i, name in enumerate(order)}
@@ -133,8 +120,10 @@ def _extra_figure(scale_dir: Path, rel: str, caption: str) -> dict[str, Any] | N
 
 
 FOREST_CAPTION = (
-    "Every claim's effect with its 95% confidence interval, coloured by verdict; the shaded band "
-    "is the claim's margin of no meaningful effect."
+    "Every claim's effect with the 95% confidence interval its verdict rests on, coloured by "
+    "verdict, one panel per unit; the shaded band is the claim's margin of no meaningful effect "
+    "(a dashed line: a threshold). An effect beyond the axis is an arrow at its edge with its "
+    "numbers written out."
 )
 SECOND_ORDER_CAPTION = (
     "Newton's method: seconds and bytes per iteration against the number of parameters N on "
@@ -327,8 +316,9 @@ def build_context(
         "claims": claims,
         "rule": _rule(claims_table, status, claims),
         "claim_counts": verdict_counts(claims),
-        "setup": (setup := _setup(runs)),
-        "setting": _setting(setup),
+        "setup": _setup(runs),
+        "regime": (regime := setting(effective_epochs(runs))),
+        "setting": regime["text"],
         "deviations": deviations(),
         **_shift(scale_dir, ablations),
         **synthetic,

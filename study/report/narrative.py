@@ -104,12 +104,12 @@ def _resolution(section: dict[str, Any]) -> float | None:
 
 def limitations(context: dict[str, Any]) -> list[str]:
     """What this scale cannot show, from the setup, the claims and the intervals."""
-    setup = {f["key"]: f["value"] for f in context["setup"]}
-    n_train = setup.get("Training images (subsample of the official training set)", "n/a")
+    regime = context["regime"]
     items = [
-        f"One dataset ({setup.get('Dataset', 'n/a')}) and one model family "
-        f"({setup.get('Model', 'n/a')}) with {n_train} training images: effects that appear only "
-        "with convolutional networks, larger data or longer training are outside this study"
+        f"One dataset ({regime['dataset'] or 'n/a'}) and one model family "
+        f"({regime['model'] or 'n/a'}), trained on {regime['images'] or 'n/a'}: effects that "
+        "appear only with convolutional networks, larger data or longer training are outside "
+        "this study"
         + (
             "; the full scale (conf/scale/full.yaml) runs every ablation on a ResNet, a "
             "convolutional network, with all 55,000 training images, on GPUs."
