@@ -182,7 +182,8 @@ def test_history_marks_a_claim_and_the_rule_drops_before_the_data(built, tmp_pat
     write_report(context, out)
     html = (out / "report.html").read_text()
     assert 'title="changed after a result was seen">†' in html
-    assert "margin 0.3 pp -&gt; 0.5 pp Why: the course&#39;s wording" in html
+    # the change and its reason read as sentences (a period is added where the entry has none)
+    assert "margin 0.3 pp -&gt; 0.5 pp. Why: the course&#39;s wording." in html
     assert "Verdict before: inconclusive." in html
 
 
@@ -352,3 +353,16 @@ def test_the_claims_forest_is_drawn_a_page_high_in_two_columns_with_every_label(
     legend = fig.legends[0].get_window_extent()
     assert all(legend.y1 <= ax.get_window_extent().y0 + 1 for ax in fig.axes)
     plt.close(fig)
+
+
+def test_the_shift_definitions_name_the_variants_scored_under_shift():
+    import pandas as pd
+
+    from study.report.experiments import shift_definitions
+
+    rows = [("normalization", v, s) for v in ("batchnorm", "layernorm") for s in (0, 1)]
+    shift = pd.DataFrame(rows, columns=["ablation", "variant", "seed"]).assign(
+        shift="blur", severity=1.0, param=0.5
+    )
+    assert shift_definitions(shift)["scored"] == "normalization: batchnorm, layernorm"
+    assert shift_definitions(None)["scored"] == ""

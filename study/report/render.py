@@ -52,7 +52,15 @@ def _environment(templates: Path, markdown: bool) -> jinja2.Environment:
     env.filters["path"] = lambda p: Markup(str(p))
     env.filters["code"] = _code_span
     env.filters["verdict_class"] = lambda v: VERDICT_CLASS.get(str(v), "neutral")
+    env.filters["sentence"] = _sentence
     return env
+
+
+def _sentence(text: Any) -> str:
+    """``text`` ending as a sentence does: a history's change and reason are written as phrases,
+    and the report runs them on with "Why:" after them."""
+    text = str(text).strip()
+    return text if not text or text[-1] in ".!?" else f"{text}."
 
 
 def render_report(context: dict[str, Any], templates: Path = TEMPLATES) -> dict[str, str]:
