@@ -19,7 +19,7 @@ import yaml
 from benchmarks import gpu, pipeline, plan, report, snakemake_log, throughput, user_loop, workflow
 from study.components.models import build_model
 from study.config import compose
-from study.planning.ablation import parse_ablation
+from study.planning.ablation_file import parse_ablation
 
 FIGURE = re.compile(r"^(\S+)\s+(-?\d+(?:\.\d+)?|nan)(?:\s+(.*))?$")
 

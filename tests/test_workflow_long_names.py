@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from workflow_copy import copy_workflow, snakemake, tail
 
-from study.planning.ablation import MAX_NAME, AblationError, load_ablation
+from study.planning.ablation_file import MAX_NAME, AblationError, load_ablation
 
 LONG = 100
 BASELINE = "none_" + "n" * (LONG - 5)
