@@ -193,6 +193,15 @@ def test_the_header_is_confirmatory_only_on_a_matching_record(built):
     assert built["context"]["status"]["text"] == whole
     assert built["context"]["status"]["mismatched"] == []
     assert f'id="study-status">Scale: <b>smoke</b> · <b>{whole}</b>' in built["html"]
+    one_file = [
+        (f"claim_{i}", "conf/scale/default.yaml changed after the record") for i in range(9)
+    ]
+    grouped = study_status({"commit": "a" * 40, "mismatched": [*one_file, ("c", "seeds")]})
+    assert grouped["mismatched"] == [
+        {"id": "9 claims", "reason": "conf/scale/default.yaml changed after the record",
+         "group": True},
+        {"id": "c", "reason": "seeds"},
+    ]  # fmt: skip
     other_scale = study_status({"commit": None, "mismatched": [("*", "the record is of X")]})
     assert other_scale == {"confirmatory": False, "text": "exploratory (the record is of X)",
                            "mismatched": []}  # fmt: skip

@@ -195,8 +195,23 @@ def study_status(prereg: dict[str, Any]) -> dict[str, Any]:
     return {
         "confirmatory": confirmatory,
         "text": text,
-        "mismatched": [m for m in mismatched if m["id"] != "*"],
+        "mismatched": _grouped([m for m in mismatched if m["id"] != "*"]),
     }
+
+
+def _grouped(mismatched: list[dict[str, Any]], most: int = 5) -> list[dict[str, Any]]:
+    """One entry per claim, or, where more than ``most`` claims share a reason (one edited
+    scale file touches every claim), one entry naming how many: the header stays a line."""
+    by_reason: dict[str, list[str]] = {}
+    for m in mismatched:
+        by_reason.setdefault(m["reason"], []).append(m["id"])
+    out = []
+    for reason, ids in by_reason.items():
+        if len(ids) > most:
+            out.append({"id": f"{len(ids)} claims", "reason": reason, "group": True})
+        else:
+            out.extend({"id": i, "reason": reason} for i in ids)
+    return out
 
 
 # Wording of the rule that only a pre-registration record can bear out.
